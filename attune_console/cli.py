@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print findings as JSON")
 
     p = sub.add_parser("impact", help="predict which services a change rebuilds and why")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="changed files (relative to the workspace or absolute)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="changed files (workspace-relative or absolute)")
     _workspace_opt(p)
     p.add_argument("--json", action="store_true", help="print the impact as JSON")
 

@@ -30,7 +30,7 @@ def _docker_or_fail():  # type: ignore[no-untyped-def]
     try:
         client = docker.from_env(timeout=300)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no daemon"
+    except Exception as exc:
         msg = (
             f"Docker daemon not reachable ({exc}). Start it (dockerd &) and run "
             "demo-workspace/scripts/bootstrap-images.sh; see .ci/run."
