@@ -343,6 +343,10 @@ class BuildRun:
         self.max_log_lines = max_log_lines
         self.line_resolver = line_resolver
         self.messages: list[str] = []  # non-trace stream text from the daemon (rare)
+        # CPU seconds the console itself spent on this run (the bench reports them against the build):
+        self.decode_cpu_s = 0.0  # splitting, JSON and protobuf decoding (reader thread)
+        self.apply_cpu_s = 0.0  # applying decoded messages to this model and notifying (event loop)
+        self.client_cpu_s = 0.0  # the whole reader thread, including the context tar upload
         self._subscribers: list[Subscriber] = []
         self._pending: list[BuildEvent] = []
         self._logged: set[str] = set()
