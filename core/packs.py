@@ -1,0 +1,959 @@
+"""The packs volume: what differs from ``./packs``, and an atomic, incremental refresh.
+
+Why this exists: the seed's workflow refreshes packs by re-running ``init-packs``, a full
+copy of every file into the shared volume while services may be reading it. Here the
+volume is compared with ``./packs`` by path, kind, mode, size and SHA-256 without
+copying it out (a helper container hashes it in place), and a refresh sends only what
+changed, as a tar into a staging directory inside the volume, then renames each file
+into place (``rename(2)`` within one filesystem is atomic, so a reader sees the old or
+the new file, never half of one). Whole packs that appear or disappear are swapped in or
+out with one directory rename.
+
+A refresh is a transaction: before anything is renamed, every file it replaces or
+removes is hard-linked into the staging directory, and a ``COMMITTING`` marker is
+written. If the helper dies midway (killed, daemon restarted, disk full), the next
+helper that opens the volume finds the marker without ``DONE`` and rolls the volume
+back to exactly its previous content. That recovery runs at once when our own helper
+fails, and at the start of every session in case our process died too.
+
+The helper container runs from an image already on the daemon (the workspace's
+runtime base from ``.env``, else a service image); nothing is pulled. It needs
+``sh``, GNU ``find``, ``xargs``, ``sha256sum`` and ``stat`` (Debian's minbase has them).
+A :class:`PacksSession` keeps one helper for its lifetime so repeated status and
+refresh calls cost one ``exec`` each (what the console does); it is removed on close.
+The volume's state is cached with a signature (a hash of the stat listing of every
+entry); a refresh checks the signature inside the volume before committing and falls
+back to a full re-hash when something else changed the volume meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Literal
+
+from attune_console.core.compose import ComposeProject
+from attune_console.core.errors import AttuneError, InputError
+from attune_console.core.services import restart_service, signal_service
+
+MOUNT = "/v"
+RESERVED_PREFIX = ".attune-"
+TXN_PREFIX = ".attune-txn-"
+HELPER_LABEL = "io.attune-console.packs-helper"
+RESTART_EXIT_CHANGED = 75
+
+After = Literal["none", "hup", "restart"]
+
+
+class PacksError(AttuneError):
+    """The packs volume could not be read or refreshed; the message says why and what to do."""
+
+
+# --- entries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path under the packs root: ``kind`` is ``f`` (file), ``d`` (directory) or ``l`` (symlink).
+
+    ``digest`` is the SHA-256 of a file's content, a symlink's target, or empty for a directory.
+    """
+
+    path: str
+    kind: str
+    mode: int
+    size: int
+    digest: str
+
+    def same_content(self, other: Entry) -> bool:
+        if self.kind != other.kind:
+            return False
+        if self.kind == "d":
+            return True
+        if self.kind == "l":
+            return self.digest == other.digest
+        return self.digest == other.digest and self.size == other.size and self.mode == other.mode
+
+
+def pack_of(path: str) -> str:
+    """The pack a path belongs to: its first component (a file at the root is its own "pack")."""
+    return path.split("/", 1)[0]
+
+
+# --- local tree -------------------------------------------------------------------------------
+
+
+@dataclass
+class HashCache:
+    """Digests of local files keyed by what ``stat`` says, so an unchanged tree is not re-read."""
+
+    by_path: dict[str, tuple[int, int, int, int, str]] = field(default_factory=dict)
+
+    def digest(self, full: str, rel: str, st: os.stat_result) -> str:
+        key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        hit = self.by_path.get(rel)
+        if hit is not None and hit[:4] == key:
+            return hit[4]
+        h = hashlib.sha256()
+        with open(full, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        value = h.hexdigest()
+        self.by_path[rel] = (*key, value)
+        return value
+
+
+def _valid_volume_path(rel: str, packs_dir: Path) -> None:
+    """Refuse names that cannot be carried through the helper's line-based lists unchanged."""
+    bad = next((c for c in rel if c in "\n\r\\" or ord(c) < 0x20), None)
+    if bad is not None:
+        raise InputError(
+            f"path {rel!r} contains the control character {bad!r}, which is not valid in the packs volume: "
+            "rename it",
+            packs_dir / rel,
+        )
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            "file name is not valid UTF-8 and cannot be written to the packs volume: rename it",
+            packs_dir / rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+        ) from None
+    if pack_of(rel).startswith(RESERVED_PREFIX):
+        raise InputError(
+            f"names starting with {RESERVED_PREFIX!r} are reserved for attune-console's staging area",
+            packs_dir / rel,
+        )
+
+
+def scan_local(packs_dir: Path, cache: HashCache | None = None) -> dict[str, Entry]:
+    """Every entry under ``packs_dir`` (relative POSIX paths), hashed.
+
+    Symlinks are kept as links (as ``cp -a`` in init-packs keeps them); one that points
+    outside ``packs_dir`` or is absolute would dangle in the volume, so it is refused.
+    """
+    if not packs_dir.is_dir():
+        raise InputError("no packs directory: create ./packs (one folder per pack)", packs_dir)
+    cache = cache if cache is not None else HashCache()
+    out: dict[str, Entry] = {}
+    stack = [("", str(packs_dir))]
+    while stack:
+        rel_dir, full_dir = stack.pop()
+        with os.scandir(full_dir) as it:
+            for de in it:
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                _valid_volume_path(rel, packs_dir)
+                st = de.stat(follow_symlinks=False)
+                mode = stat.S_IMODE(st.st_mode)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(de.path)
+                    resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+                    if os.path.isabs(target) or resolved == ".." or resolved.startswith("../"):
+                        raise InputError(
+                            f"symlink points outside ./packs ({rel} -> {target}); it would dangle in the "
+                            "volume: copy the file into the pack or make the link relative inside ./packs",
+                            packs_dir / rel,
+                        )
+                    out[rel] = Entry(
+                        rel, "l", 0o777, len(target), hashlib.sha256(target.encode()).hexdigest()
+                    )
+                elif stat.S_ISDIR(st.st_mode):
+                    out[rel] = Entry(rel, "d", mode, 0, "")
+                    stack.append((rel, de.path))
+                elif stat.S_ISREG(st.st_mode):
+                    out[rel] = Entry(rel, "f", mode, st.st_size, cache.digest(de.path, rel, st))
+                else:
+                    raise InputError(
+                        "not a regular file, directory or symlink (a socket, fifo or device cannot go into "
+                        "the packs volume)",
+                        packs_dir / rel,
+                    )
+    return out
+
+
+# --- diff -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PackDiff:
+    """What differs in one pack; lists hold files and symlinks (directories follow their content)."""
+
+    pack: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.added and not (self.changed or self.removed or self.unchanged):
+            return "new"
+        if self.removed and not (self.added or self.changed or self.unchanged):
+            return "removed"
+        if self.added or self.changed or self.removed:
+            return "changed"
+        return "unchanged"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pack": self.pack,
+            "state": self.state,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+        }
+
+
+@dataclass
+class PacksStatus:
+    """``./packs`` against the volume, pack by pack."""
+
+    project: str
+    volume: str
+    volume_exists: bool
+    packs: list[PackDiff]
+    interrupted: list[str] = field(default_factory=list)
+
+    @property
+    def in_sync(self) -> bool:
+        return self.volume_exists and all(p.state == "unchanged" for p in self.packs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "volume": self.volume,
+            "volume_exists": self.volume_exists,
+            "in_sync": self.in_sync,
+            "interrupted_refreshes": self.interrupted,
+            "packs": [p.as_dict() for p in self.packs],
+        }
+
+
+def diff(local: Mapping[str, Entry], remote: Mapping[str, Entry]) -> list[PackDiff]:
+    """Per-pack added / changed / removed / unchanged, packs sorted by name."""
+    packs: dict[str, PackDiff] = {}
+
+    def get(path: str) -> PackDiff:
+        name = pack_of(path)
+        if name not in packs:
+            packs[name] = PackDiff(name)
+        return packs[name]
+
+    for path, e in local.items():
+        if e.kind == "d" and "/" not in path:
+            get(path)
+        if e.kind == "d":
+            continue
+        r = remote.get(path)
+        if r is None or r.kind == "d":
+            get(path).added.append(path)
+        elif e.same_content(r):
+            get(path).unchanged += 1
+        else:
+            get(path).changed.append(path)
+    for path, r in remote.items():
+        if r.kind == "d":
+            if "/" not in path and path not in local:
+                get(path)
+            continue
+        le = local.get(path)
+        if le is None or le.kind == "d":
+            get(path).removed.append(path)
+    for d in packs.values():
+        d.added.sort()
+        d.changed.sort()
+        d.removed.sort()
+    return [packs[k] for k in sorted(packs)]
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """The operations of one refresh, in the order the helper applies them."""
+
+    remove: list[str] = field(default_factory=list)  # files/links deleted (backed up first)
+    old_packs: list[str] = field(default_factory=list)  # whole packs swapped out
+    rmdirs: list[str] = field(default_factory=list)  # directories removed, deepest first
+    mkdirs: list[str] = field(default_factory=list)  # directories created, parents first
+    put: list[str] = field(default_factory=list)  # files/links renamed into place
+    new_packs: list[str] = field(default_factory=list)  # whole packs swapped in
+
+    @property
+    def empty(self) -> bool:
+        return not (self.remove or self.old_packs or self.rmdirs or self.mkdirs or self.put or self.new_packs)
+
+
+def make_plan(local: Mapping[str, Entry], remote: Mapping[str, Entry]) -> Plan:
+    plan = Plan()
+    local_packs = {p for p, e in local.items() if "/" not in p and e.kind == "d"}
+    remote_packs = {p for p, e in remote.items() if "/" not in p and e.kind == "d"}
+    new_packs = local_packs - remote_packs
+    old_packs = remote_packs - local_packs
+    plan.new_packs = sorted(new_packs)
+    plan.old_packs = sorted(old_packs)
+
+    def inside(path: str, packs: set[str]) -> bool:
+        return (pack_of(path) in packs and "/" in path) or path in packs
+
+    for path, r in remote.items():
+        if inside(path, old_packs):
+            continue
+        le = local.get(path)
+        if r.kind == "d":
+            if le is None or le.kind != "d":
+                plan.rmdirs.append(path)
+        elif le is None or le.kind != r.kind:
+            plan.remove.append(path)
+    for path, e in local.items():
+        if inside(path, new_packs):
+            continue
+        rr = remote.get(path)
+        if e.kind == "d":
+            if rr is None or rr.kind != "d":
+                plan.mkdirs.append(path)
+        elif rr is None or not e.same_content(rr):
+            plan.put.append(path)
+    plan.remove.sort()
+    plan.rmdirs.sort(key=lambda p: (-p.count("/"), p))
+    plan.mkdirs.sort(key=lambda p: (p.count("/"), p))
+    plan.put.sort()
+    return plan
+
+
+# --- the helper's shell scripts -------------------------------------------------------------
+
+# One stat line per entry; its SHA-256 is the volume's signature.
+_LISTING = "find . -mindepth 1 -path './.attune-*' -prune -o -printf '%y %m %s %T@ %i\\0%P\\0%l\\0'"
+
+STATUS_SCRIPT = f"""
+cd {MOUNT} || exit 3
+for t in ./.attune-txn-*; do [ -d "$t" ] && printf '%s\\n' "${{t#./}}" >&2; done
+{_LISTING}
+printf 'END\\0'
+find . -mindepth 1 -path './.attune-*' -prune -o -type f -print0 | xargs -0 -r sha256sum -z
+"""
+
+SIGNATURE_SCRIPT = f"""
+cd {MOUNT} || exit 3
+{_LISTING} | sha256sum | cut -c1-64
+"""
+
+# Undo one transaction directory ($1), then delete it. Each step is idempotent, so a
+# rollback that is itself interrupted can simply run again.
+ROLLBACK_FN = """
+rollback() {
+  T="$1"; L="$T/lists"
+  if [ -f "$T/COMMITTING" ] && [ ! -f "$T/DONE" ]; then
+    while IFS= read -r p; do [ -e "$T/packs/$p" ] || rm -rf "./$p"; done < "$L/newpacks"
+    while IFS= read -r p; do
+      if [ -e "$T/old/$p" ] || [ -L "$T/old/$p" ]; then mv -f "$T/old/$p" "./$p"; else rm -f "./$p"; fi
+    done < "$L/put"
+    [ -f "$T/created" ] && tac "$T/created" | while IFS= read -r d; do rmdir "./$d" 2>/dev/null; done
+    [ -f "$T/rmdone" ] && tac "$T/rmdone" | while IFS= read -r d; do
+      [ -d "./$d" ] || { mkdir "./$d" && chmod --reference="$T/olddirs/$d" "./$d"; }
+    done
+    while IFS= read -r p; do [ -e "$T/oldpacks/$p" ] && mv "$T/oldpacks/$p" "./$p"; done < "$L/oldpacks"
+    while IFS= read -r p; do
+      if [ -e "$T/old/$p" ] || [ -L "$T/old/$p" ]; then mv -f "$T/old/$p" "./$p"; fi
+    done < "$L/remove"
+    echo "rolled back ${T#./}" >&2
+  fi
+  rm -rf "$T"
+}
+"""
+
+RECOVER_SCRIPT = f"""
+cd {MOUNT} || exit 3
+{ROLLBACK_FN}
+for t in ./.attune-txn-*; do [ -d "$t" ] && rollback "$t"; done
+exit 0
+"""
+
+# $1: transaction id; $2: expected signature or "-".
+COMMIT_SCRIPT = f"""
+set -u
+cd {MOUNT} || exit 3
+T="./.attune-txn-$1"; L="$T/lists"
+fail() {{ echo "attune-packs: $*" >&2; exit 4; }}
+if [ "$2" != "-" ]; then
+  cur=$({_LISTING} | sha256sum | cut -c1-64)
+  if [ "$cur" != "$2" ]; then
+    rm -rf "$T"; echo "volume changed since it was read" >&2; exit {RESTART_EXIT_CHANGED}
+  fi
+fi
+while IFS= read -r p; do
+  if [ -e "./$p" ] || [ -L "./$p" ]; then ln -P "./$p" "$T/old/$p" || fail "cannot back up $p"; fi
+done < "$L/touch"
+: > "$T/created"; : > "$T/rmdone"
+touch "$T/COMMITTING" || fail "cannot write to the volume"
+while IFS= read -r p; do rm -f "./$p" || fail "cannot remove $p"; done < "$L/remove"
+while IFS= read -r p; do mv "./$p" "$T/oldpacks/$p" || fail "cannot move pack $p aside"; done < "$L/oldpacks"
+while IFS= read -r d; do
+  if [ -d "./$d" ]; then rmdir "./$d" 2>/dev/null && printf '%s\\n' "$d" >> "$T/rmdone"; fi
+done < "$L/rmdirs"
+while IFS= read -r d; do
+  if [ ! -d "./$d" ]; then
+    mkdir "./$d" || fail "cannot create directory $d"
+    printf '%s\\n' "$d" >> "$T/created"
+    chmod --reference="$T/new/$d" "./$d"
+  fi
+done < "$L/mkdirs"
+n=0
+while IFS= read -r p; do
+  mv -f "$T/new/$p" "./$p" || fail "cannot rename $p into place"
+  n=$((n+1)); [ $((n % 200)) -eq 0 ] && echo "committed $n" >&2
+done < "$L/put"
+while IFS= read -r p; do
+  mv "$T/packs/$p" "./$p" || fail "cannot move pack $p into place"
+done < "$L/newpacks"
+touch "$T/DONE"
+rm -rf "$T"
+{_LISTING} | sha256sum | cut -c1-64
+"""
+
+
+# --- remote listing ---------------------------------------------------------------------------
+
+
+def parse_status_output(raw: bytes) -> tuple[dict[str, Entry], str]:
+    """Parse :data:`STATUS_SCRIPT` output into entries and the volume's signature."""
+    head, sep, tail = raw.partition(b"END\0")
+    if not sep:
+        raise PacksError("the helper container's listing of the packs volume was cut short")
+    signature = hashlib.sha256(head).hexdigest()
+    fields = head.split(b"\0")
+    meta: dict[str, tuple[str, int, int, str]] = {}
+    for i in range(0, len(fields) - 2, 3):
+        parts = fields[i].split(b" ")
+        path = fields[i + 1].decode("utf-8", "surrogateescape")
+        kind = parts[0].decode()
+        link = fields[i + 2].decode("utf-8", "surrogateescape")
+        meta[path] = (kind, int(parts[1], 8), int(parts[2]), link)
+    digests: dict[str, str] = {}
+    for rec in tail.split(b"\0"):
+        if not rec:
+            continue
+        digest, _, name = rec.partition(b"  ")
+        p = name.decode("utf-8", "surrogateescape")
+        digests[p[2:] if p.startswith("./") else p] = digest.decode()
+    out: dict[str, Entry] = {}
+    for path, (kind, mode, size, link) in meta.items():
+        if kind == "f":
+            out[path] = Entry(path, "f", mode, size, digests.get(path, ""))
+        elif kind == "d":
+            out[path] = Entry(path, "d", mode, 0, "")
+        elif kind == "l":
+            out[path] = Entry(path, "l", 0o777, len(link.encode()), hashlib.sha256(link.encode()).hexdigest())
+        else:
+            out[path] = Entry(path, kind, mode, size, "")
+    return out, signature
+
+
+# --- tar of a plan ----------------------------------------------------------------------------
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = mode
+    info.mtime = int(time.time())
+    info.uid = info.gid = 0
+    tar.addfile(info)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o600) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = int(time.time())
+    info.uid = info.gid = 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_local(tar: tarfile.TarFile, name: str, full: Path, e: Entry) -> None:
+    info = tarfile.TarInfo(name)
+    # cp -a in init-packs keeps the owner of the host files; so does the tar.
+    st = full.lstat()
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mode = e.mode
+    info.mtime = int(st.st_mtime)
+    if e.kind == "l":
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(full)
+        tar.addfile(info)
+    elif e.kind == "d":
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    else:
+        info.size = st.st_size
+        with open(full, "rb") as fh:
+            tar.addfile(info, fh)
+
+
+def _parents(path: str) -> list[str]:
+    parts = PurePosixPath(path).parts[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def build_tar(
+    txn: str,
+    plan: Plan,
+    packs_dir: Path,
+    local: Mapping[str, Entry],
+    remote: Mapping[str, Entry],
+    out: IO[bytes],
+) -> None:
+    """Write the staging tree of one transaction (to extract at the volume root) into ``out``."""
+    root = f"{TXN_PREFIX}{txn}"
+
+    def lines(items: Iterable[str]) -> bytes:
+        return "".join(f"{i}\n" for i in items).encode()
+
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        _add_dir(tar, root, 0o700)
+        for sub in ("lists", "old", "olddirs", "new", "packs", "oldpacks"):
+            _add_dir(tar, f"{root}/{sub}", 0o700)
+        touched = sorted(set(plan.put) | set(plan.remove))
+        lists = {
+            "touch": touched,
+            "remove": plan.remove,
+            "oldpacks": plan.old_packs,
+            "rmdirs": plan.rmdirs,
+            "mkdirs": plan.mkdirs,
+            "put": plan.put,
+            "newpacks": plan.new_packs,
+        }
+        for name, items in lists.items():
+            _add_bytes(tar, f"{root}/lists/{name}", lines(items))
+        seen: set[str] = set()
+        for p in touched:
+            for d in _parents(p):
+                if d not in seen:
+                    seen.add(d)
+                    _add_dir(tar, f"{root}/old/{d}", 0o700)
+        for d in plan.rmdirs:
+            _add_dir(tar, f"{root}/olddirs/{d}", remote[d].mode)
+        new_dirs: set[str] = set(plan.mkdirs)
+        for p in plan.put:
+            new_dirs.update(_parents(p))
+        for d in sorted(new_dirs, key=lambda p: (p.count("/"), p)):
+            mode = local[d].mode if d in local else 0o755
+            _add_dir(tar, f"{root}/new/{d}", mode)
+        for p in plan.put:
+            _add_local(tar, f"{root}/new/{p}", packs_dir / p, local[p])
+        for pack in plan.new_packs:
+            members = sorted(
+                (p for p in local if p == pack or p.startswith(pack + "/")),
+                key=lambda p: (p.count("/"), p),
+            )
+            for p in members:
+                _add_local(tar, f"{root}/packs/{p}", packs_dir / p, local[p])
+
+
+# --- finding the volume, its image and its services ------------------------------------------
+
+
+@dataclass(frozen=True)
+class PacksTarget:
+    """Where ``./packs`` goes: the logical and real volume name and the mount path in services."""
+
+    project: ComposeProject
+    logical: str
+    volume: str
+    packs_dir: Path
+
+    @property
+    def mounting_services(self) -> list[str]:
+        """Services that mount the volume, except one-shot copiers that also bind ``./packs``."""
+        out = []
+        for svc in self.project.services.values():
+            mounts = [m for m in svc.volumes if m.type == "volume" and m.source == self.logical]
+            binds_packs = any(
+                m.type == "bind" and m.source and Path(m.source).resolve() == self.packs_dir.resolve()
+                for m in svc.volumes
+            )
+            if mounts and not binds_packs:
+                out.append(svc.name)
+        return sorted(out)
+
+
+def find_target(project: ComposeProject) -> PacksTarget:
+    """The packs volume: the named volume that the service binding ``./packs`` copies into.
+
+    Falls back to a named volume called like ``*packs*``; raises :class:`InputError` on the
+    compose file when neither exists.
+    """
+    packs_dir = (project.root / "packs").resolve()
+    for svc in project.services.values():
+        binds = any(
+            m.type == "bind" and m.source and Path(m.source).resolve() == packs_dir for m in svc.volumes
+        )
+        if not binds:
+            continue
+        for m in svc.volumes:
+            if m.type == "volume" and m.source and m.source in project.volumes and not m.read_only:
+                return PacksTarget(project, m.source, project.volumes[m.source], packs_dir)
+    for logical in sorted(project.volumes):
+        if "packs" in logical:
+            return PacksTarget(project, logical, project.volumes[logical], packs_dir)
+    raise InputError(
+        "no packs volume: expected a named volume that a service (like init-packs) fills from ./packs",
+        project.file,
+    )
+
+
+def helper_image(client: Any, project: ComposeProject, target: PacksTarget) -> str:
+    """An image already on the daemon to run the helper from; never pulls."""
+    import docker.errors
+
+    candidates: list[str] = []
+    for key in ("RUNTIME_IMAGE", "ATTUNE_HELPER_IMAGE"):
+        if project.env.get(key):
+            candidates.append(project.env[key])
+    for name in target.mounting_services:
+        candidates.append(project.services[name].image)
+    candidates.extend(s.image for s in project.services.values())
+    for name in dict.fromkeys(candidates):
+        try:
+            client.images.get(name)
+            return name
+        except docker.errors.ImageNotFound:
+            continue
+        except docker.errors.APIError:
+            continue
+    raise PacksError(
+        "no local image to run the packs helper from (tried "
+        + ", ".join(dict.fromkeys(candidates))
+        + "): run demo-workspace/scripts/bootstrap-images.sh or build the services first"
+    )
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    """What a refresh did."""
+
+    status_before: PacksStatus
+    plan: Plan
+    created_volume: bool
+    recovered: list[str]
+    services: dict[str, str]
+    bytes_sent: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "volume": self.status_before.volume,
+            "created_volume": self.created_volume,
+            "put": self.plan.put,
+            "removed": self.plan.remove,
+            "new_packs": self.plan.new_packs,
+            "removed_packs": self.plan.old_packs,
+            "mkdirs": self.plan.mkdirs,
+            "rmdirs": self.plan.rmdirs,
+            "bytes_sent": self.bytes_sent,
+            "rolled_back": self.recovered,
+            "services": self.services,
+        }
+
+
+ProgressFn = Callable[[str, Any], None]
+
+
+class PacksSession:
+    """One helper container on the packs volume, kept for repeated status/refresh calls.
+
+    Use as a context manager; the helper is force-removed on close (and exits on its own
+    after ``idle`` seconds if this process dies without closing it).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        project: ComposeProject,
+        *,
+        image: str | None = None,
+        idle: int = 900,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.client = client
+        self.project = project
+        self.target = find_target(project)
+        self._image = image
+        self.idle = idle
+        self.progress = progress or (lambda _phase, _data: None)
+        self.cache = HashCache()
+        self.container: Any = None
+        self._remote: dict[str, Entry] | None = None
+        self._signature: str | None = None
+        self.recovered: list[str] = []
+
+    # lifecycle
+
+    def __enter__(self) -> PacksSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        c, self.container = self.container, None
+        if c is not None:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.target.packs_dir
+
+    def volume_exists(self) -> bool:
+        import docker.errors
+
+        try:
+            self.client.volumes.get(self.target.volume)
+            return True
+        except docker.errors.NotFound:
+            return False
+
+    def _create_volume(self) -> None:
+        labels = {
+            "com.docker.compose.project": self.project.name,
+            "com.docker.compose.volume": self.target.logical,
+        }
+        self.client.volumes.create(name=self.target.volume, labels=labels)
+
+    def _helper(self) -> Any:
+        """The running helper, started (and the volume recovered) on first use."""
+        if self.container is not None:
+            return self.container
+        image = self._image or helper_image(self.client, self.project, self.target)
+        self._image = image
+        name = f"attune-packs-{self.project.name}-{uuid.uuid4().hex[:8]}"
+        c = self.client.containers.create(
+            image,
+            entrypoint=["sleep", str(self.idle)],
+            command=[],
+            name=name,
+            volumes={self.target.volume: {"bind": MOUNT, "mode": "rw"}},
+            network_disabled=True,
+            user="0:0",
+            labels={HELPER_LABEL: self.target.volume},
+            auto_remove=True,
+        )
+        try:
+            c.start()
+        except Exception:
+            c.remove(force=True)
+            raise
+        self.container = c
+        self._recover()
+        return c
+
+    def _exec(self, script: str, *args: str) -> tuple[int, bytes, bytes]:
+        import docker.errors
+
+        c = self._helper()
+        try:
+            res = c.exec_run(["sh", "-c", script, "sh", *args], demux=True, user="0:0")
+        except docker.errors.APIError as exc:
+            self.container = None
+            raise PacksError(f"the packs helper container stopped: {exc.explanation or exc}") from exc
+        out, err = res.output if res.output else (None, None)
+        return res.exit_code if res.exit_code is not None else -1, out or b"", err or b""
+
+    def _recover(self) -> None:
+        code, _out, err = self._exec(RECOVER_SCRIPT)
+        msgs = [ln for ln in err.decode(errors="replace").splitlines() if ln.startswith("rolled back")]
+        self.recovered.extend(m.removeprefix("rolled back ") for m in msgs)
+        if code != 0:
+            raise PacksError(f"could not recover an interrupted refresh: {err.decode(errors='replace')}")
+
+    def _reset(self) -> None:
+        """After a failure: drop the (maybe dead) helper and the cached state, then roll back."""
+        self.close()
+        self._remote = self._signature = None
+        if self.volume_exists():
+            self._helper()
+
+    # reading
+
+    def remote_entries(self, *, trust_cache: bool = False) -> tuple[dict[str, Entry], str]:
+        """The volume's entries and signature; cached when ``trust_cache`` and nothing changed."""
+        if trust_cache and self._remote is not None and self._signature is not None:
+            return self._remote, self._signature
+        code, out, err = self._exec(STATUS_SCRIPT)
+        if code != 0:
+            raise PacksError(f"listing the packs volume failed: {err.decode(errors='replace').strip()}")
+        entries, signature = parse_status_output(out)
+        self._remote, self._signature = entries, signature
+        return entries, signature
+
+    def status(self, local: dict[str, Entry] | None = None) -> PacksStatus:
+        local = scan_local(self.packs_dir, self.cache) if local is None else local
+        if not self.volume_exists():
+            return PacksStatus(self.project.name, self.target.volume, False, diff(local, {}))
+        remote, _sig = self.remote_entries()
+        return PacksStatus(
+            self.project.name, self.target.volume, True, diff(local, remote), list(self.recovered)
+        )
+
+    # writing
+
+    def refresh(self, after: After = "none", *, timeout: float = 600) -> RefreshResult:
+        """Make the volume equal ``./packs``; atomic per file, all-or-nothing per refresh."""
+        local = scan_local(self.packs_dir, self.cache)
+        created = False
+        if not self.volume_exists():
+            self._create_volume()
+            created = True
+            self._remote, self._signature = {}, None
+        remote, signature = self.remote_entries(trust_cache=not created)
+        for attempt in range(2):
+            plan = make_plan(local, remote)
+            before = PacksStatus(self.project.name, self.target.volume, True, diff(local, remote))
+            if plan.empty:
+                return RefreshResult(before, plan, created, list(self.recovered), {}, 0)
+            code, _err, sent = self._commit(plan, local, remote, signature)
+            if code == RESTART_EXIT_CHANGED and attempt == 0:
+                self.progress("rescan", None)
+                remote, signature = self.remote_entries()
+                continue
+            break
+        services = apply_after(self.client, self.target, after) if after != "none" else {}
+        return RefreshResult(before, plan, created, list(self.recovered), services, sent)
+
+    def _commit(
+        self, plan: Plan, local: Mapping[str, Entry], remote: Mapping[str, Entry], signature: str | None
+    ) -> tuple[int, str, int]:
+        import docker.errors
+
+        txn = uuid.uuid4().hex[:12]
+        c = self._helper()
+        with tempfile.SpooledTemporaryFile(max_size=32 << 20) as buf:
+            build_tar(txn, plan, self.packs_dir, local, remote, buf)
+            sent = buf.tell()
+            buf.seek(0)
+            self.progress("upload", {"bytes": sent, "files": len(plan.put), "packs": len(plan.new_packs)})
+            try:
+                ok = c.put_archive(MOUNT, buf)
+            except docker.errors.APIError as exc:
+                self._after_failure()
+                raise PacksError(_explain_api_error(exc, self.target.volume)) from exc
+            if not ok:
+                self._after_failure()
+                raise PacksError(f"the daemon refused the upload into volume {self.target.volume}")
+        self.progress("commit", {"txn": txn, "container": c.id})
+        code, out, err = self._exec_commit(txn, signature)
+        text = err.decode(errors="replace").strip()
+        if code == RESTART_EXIT_CHANGED:
+            return code, text, sent
+        if code != 0:
+            self._after_failure()
+            lines = [ln for ln in text.splitlines() if not ln.startswith("committed ")]
+            why = lines[-1] if lines else f"exit code {code}"
+            raise PacksError(
+                f"refresh of volume {self.target.volume} failed ({why}); the volume was rolled back to its "
+                "previous content"
+            )
+        self._apply_to_cache(plan, local)
+        self._signature = out.decode().strip() or None
+        self.progress("done", {"txn": txn})
+        return 0, text, sent
+
+    def _exec_commit(self, txn: str, signature: str | None) -> tuple[int, bytes, bytes]:
+        try:
+            return self._exec(COMMIT_SCRIPT, txn, signature or "-")
+        except PacksError:
+            self._after_failure()
+            raise PacksError(
+                f"the packs helper container died during the refresh of {self.target.volume}; the volume was "
+                "rolled back to its previous content"
+            ) from None
+
+    def _after_failure(self) -> None:
+        try:
+            self._reset()
+        except Exception as exc:  # the original error matters more; say recovery is pending
+            raise PacksError(
+                f"refresh failed and the rollback could not run yet ({exc}); the next status or "
+                "refresh rolls the volume back"
+            ) from exc
+
+    def _apply_to_cache(self, plan: Plan, local: Mapping[str, Entry]) -> None:
+        remote = dict(self._remote or {})
+        for p in plan.remove:
+            remote.pop(p, None)
+        for pack in plan.old_packs:
+            for p in [p for p in remote if p == pack or p.startswith(pack + "/")]:
+                del remote[p]
+        for d in plan.rmdirs:
+            remote.pop(d, None)
+        for p in plan.mkdirs:
+            remote[p] = local[p]
+        for p in plan.put:
+            remote[p] = local[p]
+            for d in _parents(p):
+                remote.setdefault(d, local.get(d, Entry(d, "d", 0o755, 0, "")))
+        for pack in plan.new_packs:
+            for p, e in local.items():
+                if p == pack or p.startswith(pack + "/"):
+                    remote[p] = e
+        self._remote = remote
+
+
+def _explain_api_error(exc: Any, volume: str) -> str:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "no space left" in text.lower():
+        return f"the disk holding volume {volume} is full; nothing was changed ({text})"
+    return f"upload into volume {volume} failed; nothing was changed ({text})"
+
+
+def apply_after(client: Any, target: PacksTarget, after: After) -> dict[str, str]:
+    """SIGHUP or restart the running containers of every service that mounts the volume."""
+    out: dict[str, str] = {}
+    for name in target.mounting_services:
+        if after == "hup":
+            out[name] = signal_service(client, target.project.name, name, "SIGHUP")
+        elif after == "restart":
+            out[name] = restart_service(client, target.project.name, name)
+    return out
+
+
+# --- async wrappers ---------------------------------------------------------------------------
+
+
+async def status_async(client: Any, project: ComposeProject) -> PacksStatus:
+    """:meth:`PacksSession.status` with a one-shot helper, off the event loop."""
+
+    def run() -> PacksStatus:
+        with PacksSession(client, project) as s:
+            return s.status()
+
+    return await asyncio.to_thread(run)
+
+
+async def refresh_async(client: Any, project: ComposeProject, after: After = "none") -> RefreshResult:
+    """:meth:`PacksSession.refresh` with a one-shot helper, off the event loop."""
+
+    def run() -> RefreshResult:
+        with PacksSession(client, project) as s:
+            return s.refresh(after)
+
+    return await asyncio.to_thread(run)
