@@ -46,9 +46,8 @@ from attune_console.core.progress import BuildRun, RunState
 
 if TYPE_CHECKING:
     from attune_console.core.buildx import BuildxBuilder
-    from attune_console.core.history import History
-
     from attune_console.core.compose import ComposeProject, ComposeService
+    from attune_console.core.history import History
 
 __all__ = [
     "PACK_BINARIES",
@@ -402,20 +401,22 @@ class BuildEngine:
         if self.history is None or not run.state.finished:
             return
         fp = self.fingerprints.get(run.service) if run.state is RunState.DONE else None
+        job = self._jobs.get(id(run))
+        workspace = str(job.target.context) if job is not None else None
         with contextlib.suppress(Exception):  # history must never break a build
-            await asyncio.to_thread(self.history.record, run, fp)
+            await asyncio.to_thread(self.history.record, run, fp, workspace)
 
     def _abort(self, job: _Job) -> None:
         """Close the build's request (BuildKit stops the solve) and tell the daemon to cancel it."""
         job.cancelled = True
+        if self.buildx is not None:
+            self.buildx.cancel(job)
+            return
         with job.lock:
             response = job.response
         if response is not None:
             _shutdown_response(response)
-            if self.buildx is None:
-                threading.Thread(target=self._post_cancel, args=(job.build_id,), daemon=True).start()
-        if self.buildx is not None:
-            self.buildx.cancel(job)
+            threading.Thread(target=self._post_cancel, args=(job.build_id,), daemon=True).start()
 
     def _post_cancel(self, build_id: str) -> None:
         with contextlib.suppress(Exception):
