@@ -38,6 +38,7 @@ class Crate:
     manifest: Path
     bins: tuple[str, ...]
     has_lib: bool
+    target_files: tuple[str, ...]  # crate-relative source files cargo requires (lib + bins)
     path_deps: tuple[str, ...]  # member dirs this crate needs to build (normal + build deps)
     dev_path_deps: tuple[str, ...]
 
@@ -132,24 +133,49 @@ def _rel(root: Path, p: Path) -> str:
     return Path(os.path.normpath(p)).relative_to(root).as_posix()
 
 
-def _bins(crate_dir: Path, pkg_name: str, doc: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
+def _bins(
+    crate_dir: Path, pkg_name: str, doc: Mapping[str, Any]
+) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """Binary names, whether there is a library, and the target source files cargo will require.
+
+    Follows cargo's target discovery: ``[[bin]]`` entries (default path ``src/main.rs`` for the
+    package-named bin, else ``src/bin/<name>.rs``), then, unless ``autobins = false``,
+    ``src/main.rs`` and ``src/bin/*``. The required files are the explicit ``[lib]``/``[[bin]]``
+    paths plus what auto-discovery found: a planner must create each of them as a dummy.
+    """
     pkg = doc.get("package") or {}
     names: list[str] = []
+    files: list[str] = []
     for b in doc.get("bin") or []:
         if isinstance(b, Mapping) and isinstance(b.get("name"), str):
             names.append(b["name"])
+            path = b.get("path")
+            if not isinstance(path, str):
+                path = "src/main.rs" if b["name"] == pkg_name else f"src/bin/{b['name']}.rs"
+            files.append(os.path.normpath(path))
     if pkg.get("autobins", True) is not False:
-        if (crate_dir / "src" / "main.rs").is_file():
+        if (crate_dir / "src" / "main.rs").is_file() and "src/main.rs" not in files:
             names.append(pkg_name)
+            files.append("src/main.rs")
         bin_dir = crate_dir / "src" / "bin"
         if bin_dir.is_dir():
             for entry in sorted(bin_dir.iterdir()):
                 if entry.suffix == ".rs" and entry.is_file():
-                    names.append(entry.stem)
+                    rel = f"src/bin/{entry.name}"
+                    if rel not in files:
+                        names.append(entry.stem)
+                        files.append(rel)
                 elif entry.is_dir() and (entry / "main.rs").is_file():
-                    names.append(entry.name)
-    has_lib = "lib" in doc or (crate_dir / "src" / "lib.rs").is_file()
-    return tuple(dict.fromkeys(names)), has_lib
+                    rel = f"src/bin/{entry.name}/main.rs"
+                    if rel not in files:
+                        names.append(entry.name)
+                        files.append(rel)
+    lib = doc.get("lib")
+    has_lib = isinstance(lib, Mapping) or (crate_dir / "src" / "lib.rs").is_file()
+    if has_lib:
+        lib_path = lib.get("path") if isinstance(lib, Mapping) else None
+        files.append(os.path.normpath(lib_path) if isinstance(lib_path, str) else "src/lib.rs")
+    return tuple(dict.fromkeys(names)), has_lib, tuple(dict.fromkeys(f.replace(os.sep, "/") for f in files))
 
 
 def _path_deps(
@@ -189,13 +215,14 @@ def load_crate(root: Path, crate_dir: str, ws_deps: Mapping[str, str]) -> Crate:
     if not isinstance(pkg, Mapping) or not isinstance(pkg.get("name"), str):
         raise InputError("workspace member manifest has no [package] name", manifest, 1, 1)
     name = pkg["name"]
-    bins, has_lib = _bins(d, name, doc)
+    bins, has_lib, target_files = _bins(d, name, doc)
     return Crate(
         name=name,
         dir=crate_dir,
         manifest=manifest,
         bins=bins,
         has_lib=has_lib,
+        target_files=target_files,
         path_deps=_path_deps(root, d, doc, ws_deps, _DEP_TABLES),
         dev_path_deps=_path_deps(root, d, doc, ws_deps, ("dev-dependencies",)),
     )

@@ -31,7 +31,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 @dataclass(frozen=True)
 class ServiceImpact:
-    """One build's verdict; ``instruction`` is ``stage: INSTRUCTION`` of the first step that misses."""
+    """One build's verdict: the first step that misses (``stage``, ``instruction`` as BuildKit names it)."""
 
     service: str
     rebuild: bool
@@ -40,6 +40,11 @@ class ServiceImpact:
     file: str | None = None
     line: int | None = None
     reason: str | None = None
+
+    @property
+    def display(self) -> str | None:
+        """``builder: COPY crates/api/ ./crates/api/``"""
+        return f"{self.stage}: {self.instruction}" if self.instruction else None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -197,7 +202,7 @@ def _verdict(ws: Workspace, name: str, b: ServiceBuild, idx: int, reason: str) -
         service=name,
         rebuild=True,
         stage=step.stage_label,
-        instruction=step.display,
+        instruction=step.name or step.instr.text,
         file=ws.rel(step.instr.file) or str(step.instr.file),
         line=step.instr.line,
         reason=reason,
