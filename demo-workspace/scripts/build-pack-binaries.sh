@@ -3,16 +3,36 @@
 # them: packs/core/sensors/attune-core-timer-sensor. Then `docker-compose up` (init-packs) copies them
 # into the packs_data volume; no service image is rebuilt.
 #
-# Environment: DOCKER (client, default `docker`), PACK_BUILDER_IMAGE (tag, default attune-pack-builder),
-# RUST_IMAGE / RUNTIME_IMAGE (base images; default: the values in .env written by bootstrap-images.sh,
-# else the official images), ATTUNE_BUILD_ID (baked into the binary).
+# Environment: DOCKER (client; default: the first docker CLI that builds with BuildKit),
+# PACK_BUILDER_IMAGE (tag, default attune-pack-builder), RUST_IMAGE / RUNTIME_IMAGE (base images;
+# default: the values in .env written by bootstrap-images.sh, else the official images),
+# ATTUNE_BUILD_ID (baked into the binary).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 workspace="$(dirname "$here")"
 cd "$workspace"
 
-DOCKER="${DOCKER:-docker}"
+# A docker CLI that can build with BuildKit: the first on PATH (then /usr/bin/docker) that has the
+# buildx plugin or is older than 23 (20.10's CLI has BuildKit built in; newer ones need buildx).
+buildkit_docker() {
+    local candidate major
+    for candidate in $(type -ap docker) /usr/bin/docker; do
+        [[ -x "$candidate" ]] || continue
+        if "$candidate" buildx version >/dev/null 2>&1; then
+            echo "$candidate"
+            return
+        fi
+        major="$("$candidate" version --format '{{.Client.Version}}' 2>/dev/null || true)"
+        major="${major%%.*}"
+        if [[ "$major" =~ ^[0-9]+$ ]] && ((major < 23)); then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo docker
+}
+DOCKER="${DOCKER:-$(buildkit_docker)}"
 read -r -a docker_cmd <<<"$DOCKER"
 image="${PACK_BUILDER_IMAGE:-attune-pack-builder}"
 
