@@ -29,10 +29,10 @@ back to a full re-hash when something else changed the volume meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import os
+import re
 import stat
 import tarfile
 import tempfile
@@ -114,23 +114,26 @@ class HashCache:
         return value
 
 
-def _valid_volume_path(rel: str, packs_dir: Path) -> None:
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _valid_volume_path(name: str, rel: str, packs_dir: Path) -> None:
     """Refuse names that cannot be carried through the helper's line-based lists unchanged."""
-    bad = next((c for c in rel if c in "\n\r\\" or ord(c) < 0x20), None)
+    bad = _BAD_NAME.search(name)
     if bad is not None:
         raise InputError(
-            f"path {rel!r} contains the control character {bad!r}, which is not valid in the packs volume: "
-            "rename it",
+            f"path {rel!r} contains the control character {bad.group()!r}, which is not valid in the packs "
+            "volume: rename it",
             packs_dir / rel,
         )
     try:
-        rel.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(
             "file name is not valid UTF-8 and cannot be written to the packs volume: rename it",
             packs_dir / rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
         ) from None
-    if pack_of(rel).startswith(RESERVED_PREFIX):
+    if "/" not in rel and name.startswith(RESERVED_PREFIX):
         raise InputError(
             f"names starting with {RESERVED_PREFIX!r} are reserved for attune-console's staging area",
             packs_dir / rel,
@@ -153,7 +156,7 @@ def scan_local(packs_dir: Path, cache: HashCache | None = None) -> dict[str, Ent
         with os.scandir(full_dir) as it:
             for de in it:
                 rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                _valid_volume_path(rel, packs_dir)
+                _valid_volume_path(de.name, rel, packs_dir)
                 st = de.stat(follow_symlinks=False)
                 mode = stat.S_IMODE(st.st_mode)
                 if stat.S_ISLNK(st.st_mode):
@@ -396,10 +399,12 @@ if [ "$2" != "-" ]; then
   fi
 fi
 while IFS= read -r p; do
-  if [ -e "./$p" ] || [ -L "./$p" ]; then ln -P "./$p" "$T/old/$p" || fail "cannot back up $p"; fi
+  if [ -L "./$p" ] || {{ [ -e "./$p" ] && [ ! -d "./$p" ]; }}; then
+    ln -P "./$p" "$T/old/$p" || fail "cannot back up $p"
+  fi
 done < "$L/touch"
 : > "$T/created"; : > "$T/rmdone"
-touch "$T/COMMITTING" || fail "cannot write to the volume"
+: > "$T/COMMITTING" || fail "cannot write to the volume"
 while IFS= read -r p; do rm -f "./$p" || fail "cannot remove $p"; done < "$L/remove"
 while IFS= read -r p; do mv "./$p" "$T/oldpacks/$p" || fail "cannot move pack $p aside"; done < "$L/oldpacks"
 while IFS= read -r d; do
@@ -420,7 +425,7 @@ done < "$L/put"
 while IFS= read -r p; do
   mv "$T/packs/$p" "./$p" || fail "cannot move pack $p into place"
 done < "$L/newpacks"
-touch "$T/DONE"
+: > "$T/DONE"
 rm -rf "$T"
 {_LISTING} | sha256sum | cut -c1-64
 """
@@ -716,8 +721,14 @@ class PacksSession:
         if c is not None:
             import docker.errors
 
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # auto_remove already removing a helper that died: fine, it is going away.
+                if exc.status_code != 409:
+                    raise
 
     @property
     def packs_dir(self) -> Path:

@@ -1,0 +1,220 @@
+"""The packs refresh against a real volume on the daemon (no stack needed, so these stay fast).
+
+Each test gets a throwaway workspace (unique compose project name, hence volume name) whose
+compose file has the demo's init-packs service; volumes and helper containers are removed
+in the fixture's finaliser whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attune_console import cli
+from attune_console.core.compose import ComposeProject, load_compose, read_dotenv
+from attune_console.core.packs import HELPER_LABEL, PacksError, PacksSession
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "demo-workspace"
+
+COMPOSE = """\
+services:
+  init-packs:
+    image: ${RUNTIME_IMAGE}
+    volumes:
+      - ./packs:/source/packs:ro
+      - packs_data:/opt/attune/packs
+    command:
+      - sh
+      - -c
+      - find /opt/attune/packs -mindepth 1 -delete && cp -a /source/packs/. /opt/attune/packs/
+  api:
+    image: ${RUNTIME_IMAGE}
+    volumes:
+      - packs_data:/opt/attune/packs:ro
+volumes:
+  packs_data:
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
+    runtime = read_dotenv(DEMO / ".env").get("RUNTIME_IMAGE", "debian:bookworm-slim")
+    docker_client.images.get(runtime)  # present locally, never pulled
+    root = tmp_path / f"attune-pv-{uuid.uuid4().hex[:8]}"
+    (root / "packs" / "core" / "actions").mkdir(parents=True)
+    (root / "docker-compose.yaml").write_text(COMPOSE)
+    (root / ".env").write_text(f"RUNTIME_IMAGE={runtime}\n")
+    (root / "Cargo.toml").write_text("[workspace]\nmembers = []\n")
+    (root / "packs" / "core" / "pack.yaml").write_text("name: core\nversion: 1\n")
+    (root / "packs" / "core" / "actions" / "echo.yaml").write_text("name: echo\n")
+    yield root
+    project = load_compose(root)
+    for c in docker_client.containers.list(
+        all=True, filters={"label": f"{HELPER_LABEL}={project.volumes['packs_data']}"}
+    ):
+        c.remove(force=True)
+    for v in docker_client.volumes.list(filters={"name": project.volumes["packs_data"]}):
+        v.remove(force=True)
+
+
+def volume_files(session: PacksSession) -> dict[str, tuple[str, int, int, str]]:
+    """The volume's full listing from a fresh helper: path -> (kind, mode, size, digest)."""
+    with PacksSession(session.client, session.project) as fresh:
+        entries, _ = fresh.remote_entries()
+    return {p: (e.kind, e.mode, e.size, e.digest) for p, e in entries.items()}
+
+
+def cat(session: PacksSession, path: str) -> bytes:
+    res = session._helper().exec_run(["cat", f"/v/{path}"])
+    assert res.exit_code == 0, res.output
+    out: bytes = res.output
+    return out
+
+
+def test_status_of_a_missing_volume_reports_it_and_creates_nothing(
+    workspace: Path, docker_client: Any
+) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as s:
+        st = s.status()
+    assert st.volume_exists is False
+    assert [p.state for p in st.packs] == ["new"]
+    assert docker_client.volumes.list(filters={"name": project.volumes["packs_data"]}) == []
+
+
+def test_refresh_populates_then_applies_every_kind_of_change(workspace: Path, docker_client: Any) -> None:
+    project: ComposeProject = load_compose(workspace)
+    packs = workspace / "packs"
+    sensor = packs / "core" / "sensors" / "timer"
+    sensor.parent.mkdir()
+    sensor.write_bytes(b"#!/bin/sh\necho tick\n")
+    sensor.chmod(0o755)
+    os.symlink("actions/echo.yaml", packs / "core" / "alias.yaml")
+    (packs / "core" / "actions" / "gone").mkdir()
+    (packs / "core" / "actions" / "gone" / "x.yaml").write_text("x")
+    with PacksSession(docker_client, project) as s:
+        res = s.refresh()
+        assert res.created_volume and res.plan.new_packs == ["core"]
+        vol = docker_client.volumes.get(project.volumes["packs_data"])
+        assert vol.attrs["Labels"]["com.docker.compose.project"] == project.name
+        assert s.status().in_sync
+        files = volume_files(s)
+        assert files["core/sensors/timer"][1] == 0o755
+        assert files["core/alias.yaml"][0] == "l"
+
+        # change, add, delete, a dir replaced by a file, a mode change, a new pack, a removed dir
+        (packs / "core" / "actions" / "echo.yaml").write_text("name: echo\nchanged: true\n")
+        (packs / "core" / "actions" / "new.yaml").write_text("name: new\n")
+        (packs / "core" / "pack.yaml").unlink()
+        shutil.rmtree(packs / "core" / "actions" / "gone")
+        (packs / "core" / "actions" / "gone").write_text("now a file")
+        (packs / "core" / "actions" / "new.yaml").chmod(0o600)
+        (packs / "extra" / "deep").mkdir(parents=True)
+        (packs / "extra" / "deep" / "f").write_text("f")
+        res = s.refresh()
+        assert res.plan.put == ["core/actions/echo.yaml", "core/actions/gone", "core/actions/new.yaml"]
+        assert res.plan.remove == ["core/actions/gone/x.yaml", "core/pack.yaml"]
+        assert res.plan.new_packs == ["extra"]
+        assert s.status().in_sync
+        assert cat(s, "core/actions/echo.yaml") == b"name: echo\nchanged: true\n"
+        assert cat(s, "core/actions/gone") == b"now a file"
+        assert volume_files(s)["core/actions/new.yaml"][1] == 0o600
+        assert volume_files(s) == volume_files(s)  # nothing left behind changes between reads
+
+        shutil.rmtree(packs / "extra")
+        res = s.refresh()
+        assert res.plan.old_packs == ["extra"]
+        assert s.status().in_sync
+        assert not any(p.startswith(".attune-") for p in volume_files(s))
+    assert (
+        docker_client.containers.list(all=True, filters={"label": HELPER_LABEL + "=" + s.target.volume}) == []
+    )
+
+
+def test_refresh_notices_a_volume_changed_behind_its_back(workspace: Path, docker_client: Any) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        # Someone else (init-packs, a person with docker exec) edits the volume meanwhile.
+        s._helper().exec_run(["sh", "-c", "echo tampered > /v/core/actions/echo.yaml"])
+        (workspace / "packs" / "core" / "actions" / "other.yaml").write_text("o")
+        res = s.refresh()
+        assert "core/actions/echo.yaml" in res.plan.put  # the signature check forced a re-read
+        assert s.status().in_sync
+        assert cat(s, "core/actions/echo.yaml") == b"name: echo\n"
+
+
+def test_refresh_killed_midway_leaves_the_volume_exactly_as_before(
+    workspace: Path, docker_client: Any
+) -> None:
+    project = load_compose(workspace)
+    packs = workspace / "packs"
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        before = volume_files(s)
+        # Enough renames that the commit takes seconds, so the kill lands inside it.
+        bulk = packs / "core" / "bulk"
+        bulk.mkdir()
+        for i in range(2500):
+            (bulk / f"f{i:04d}.yaml").write_text(f"n: {i}\n")
+        (packs / "core" / "actions" / "echo.yaml").write_text("changed\n")
+        (packs / "core" / "pack.yaml").unlink()
+
+        killed = threading.Event()
+
+        def progress(phase: str, data: Any) -> None:
+            if phase == "commit":
+
+                def kill() -> None:
+                    time.sleep(0.6)
+                    docker_client.containers.get(data["container"]).kill()
+                    killed.set()
+
+                threading.Thread(target=kill, daemon=True).start()
+
+        s.progress = progress
+        with pytest.raises(PacksError, match="rolled back"):
+            s.refresh()
+        assert killed.is_set()
+        # The transaction had started committing (so the kill was midway) and was undone.
+        assert s.recovered, "expected a rollback of a started commit"
+        assert volume_files(s) == before
+        st = s.status()
+        assert not st.in_sync
+        assert st.packs[0].changed == ["core/actions/echo.yaml"]
+
+        s.progress = lambda _p, _d: None
+        s.refresh()
+        assert s.status().in_sync
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_status_refresh_and_refusals(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(workspace)
+    code, out, _ = _cli(capsys, "packs", "status", "-w", ws)
+    assert code == 1
+    assert "does not exist yet" in out and "packs refresh" in out
+    code, out, _ = _cli(capsys, "packs", "refresh", "-w", ws)
+    assert code == 0 and "created volume" in out
+    code, out, _ = _cli(capsys, "packs", "status", "-w", ws, "--json")
+    assert code == 0 and '"in_sync": true' in out
+
+    os.symlink("../../../etc/passwd", workspace / "packs" / "core" / "escape")
+    code, out, err = _cli(capsys, "packs", "refresh", "-w", ws)
+    assert code == 2
+    assert "escape: symlink points outside ./packs" in err
+    assert "Traceback" not in err
