@@ -107,6 +107,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         m = _TOML_POS.search(msg)
         line = int(m.group(1)) if m else None
         col = int(m.group(2)) if m else None
+        if m is None and "end of document" in msg:
+            lines = data.decode("utf-8", "replace").splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+            msg = msg.replace("(at end of document)", "at the end of the file")
         raise InputError(f"malformed TOML: {_TOML_POS.sub('', msg).strip()}", path, line, col) from exc
 
 

@@ -56,6 +56,30 @@ def detect() -> ComposeCLI | None:
                 return ComposeCLI(argv=(docker, "compose"), version=2)
     if forced in {"", "v1", "1"}:
         exe = shutil.which("docker-compose")
-        if exe and _answers([exe, "version"]):
-            return ComposeCLI(argv=(exe,), version=1)
+        if exe:
+            version = _standalone_version(exe)
+            if version is not None:
+                return ComposeCLI(argv=(exe,), version=version)
     return None
+
+
+def _standalone_version(exe: str) -> int | None:
+    """Major version of a ``docker-compose`` binary: a Python entry script is v1 (no need to run it,
+    which costs a second), anything else is asked (a standalone v2 binary answers ``2.x.y``)."""
+    try:
+        with open(exe, "rb") as f:
+            head = f.read(128)
+    except OSError:
+        return None
+    if head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]:
+        return 1
+    try:
+        proc = subprocess.run(
+            [exe, "version", "--short"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    out = proc.stdout.strip().lstrip("v")
+    return 2 if out.startswith("2") else 1

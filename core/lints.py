@@ -243,9 +243,18 @@ def _lint_members(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan) ->
                     step.instr.line,
                     f"workspace member {crate.dir} has no source for {', '.join(missing)} before "
                     f"'{_short(step)}': cargo cannot load its targets",
-                    f"create a dummy first, e.g. `RUN mkdir -p {crate.dir}/src && echo 'fn main() {{}}' > "
-                    f"{_join(crate.dir, missing[0])}` (an empty file for a lib)",
+                    _dummy_fix(crate, missing),
                 )
+
+
+def _dummy_fix(crate: Crate, missing: list[str]) -> str:
+    dirs = sorted({os.path.dirname(_join(crate.dir, f)) for f in missing})
+    cmds = [f"mkdir -p {' '.join(dirs)}"]
+    for f in missing:
+        path = _join(crate.dir, f)
+        lib = crate.has_lib and f not in crate.target_files[: len(crate.bins)]
+        cmds.append(f"touch {path}" if lib else f"echo 'fn main() {{}}' > {path}")
+    return "create dummies before the build: `RUN " + " && ".join(cmds) + "`"
 
 
 def _bin_crate(ws: Workspace, step: Step) -> tuple[str | None, Crate | None]:

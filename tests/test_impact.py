@@ -1,0 +1,270 @@
+"""Impact rules (path-based) and step fingerprints, over small workspaces and the demo workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_model import COMPOSE, DOCKERFILE, load, make_workspace
+
+from attune_console.core.fingerprint import ServiceFingerprint, fingerprint, fingerprints, first_miss
+from attune_console.core.impact import build_index, impact, impact_and_reload
+from attune_console.core.model import PACK_BINARIES, Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def line(text: str) -> int:
+    """1-based line of ``text`` in the test Dockerfile."""
+    return DOCKERFILE.splitlines().index(text) + 1
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return load(make_workspace(tmp_path))
+
+
+def test_service_source_change_rebuilds_only_that_service(ws: Workspace) -> None:
+    r = impact(ws, ["crates/api/src/main.rs"])
+    api = r.service("api")
+    assert api.rebuild
+    assert api.stage == "builder"
+    assert api.instruction == "COPY crates/api/ ./crates/api/"
+    assert api.display == "builder: COPY crates/api/ ./crates/api/"
+    assert api.file == "docker/Dockerfile" and api.line == line(
+        "COPY crates/${SERVICE}/ ./crates/${SERVICE}/"
+    )
+    assert api.reason == "crates/api/src/main.rs"
+    assert not r.service("worker").rebuild
+    assert not r.service("init-packs").rebuild
+    assert not r.packs_refresh and not r.pack_binaries
+
+
+def test_shared_crate_change_rebuilds_every_service(ws: Workspace) -> None:
+    r = impact(ws, [ws.root / "crates/common/src/lib.rs"])  # absolute paths work too
+    for name in ("api", "worker"):
+        s = r.service(name)
+        assert s.rebuild and s.instruction == "COPY crates/common/ ./crates/common/", name
+
+
+def test_manifest_and_lock_changes_hit_the_planner(ws: Workspace) -> None:
+    lock = line("COPY Cargo.toml Cargo.lock ./")
+    worker = line("COPY crates/worker/Cargo.toml ./crates/worker/Cargo.toml")
+    for path, at in (("Cargo.toml", lock), ("Cargo.lock", lock), ("crates/worker/Cargo.toml", worker)):
+        r = impact(ws, [path])
+        for name in ("api", "worker"):
+            s = r.service(name)
+            assert s.rebuild and s.stage == "planner" and s.line == at, (path, name)
+
+
+def test_dockerignored_and_uncopied_files_affect_nothing(ws: Workspace) -> None:
+    (ws.root / "docs").mkdir()
+    r = impact(ws, ["crates/common/README.md", "docs/guide.txt", "README.md", "target/release/x"])
+    assert not any(s.rebuild for s in r.services)
+
+
+def test_packs_change_refreshes_volume_without_rebuild(ws: Workspace) -> None:
+    r = impact(ws, ["packs/core/pack.yaml"])
+    assert r.packs_refresh and r.packs_reason == "packs/core/pack.yaml"
+    assert not any(s.rebuild for s in r.services)
+
+
+def test_pack_binaries_source_change(tmp_path: Path) -> None:
+    root = make_workspace(
+        tmp_path,
+        files={
+            "docker/Dockerfile.pack-binaries": "FROM x AS b\nWORKDIR /b\nCOPY crates/exec/ ./crates/exec/\n"
+        },
+    )
+    w = load(root)
+    r = impact(w, ["crates/exec/src/main.rs"])
+    assert r.pack_binaries
+    assert r.pack_binaries_step is not None and r.pack_binaries_step.line == 3
+    assert not impact(w, ["crates/api/src/main.rs"]).pack_binaries
+    assert PACK_BINARIES not in [s.service for s in r.services]
+
+
+def test_interpolated_build_arg_decides_what_is_copied(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path, files={".env": "API_BIN=exec\n"})
+    w = load(root)
+    assert w.builds["api"].args["SERVICE"] == "exec"
+    assert impact(w, ["crates/exec/src/main.rs"]).service("api").rebuild
+    assert not impact(w, ["crates/api/src/main.rs"]).service("api").rebuild
+
+
+def test_glob_sources(tmp_path: Path) -> None:
+    df = "FROM x\nCOPY crates/*/Cargo.toml /m/\nRUN build\n"
+    w = load(make_workspace(tmp_path, dockerfile=df))
+    assert impact(w, ["crates/api/Cargo.toml"]).service("api").line == 2
+    assert not impact(w, ["crates/api/src/main.rs"]).service("api").rebuild
+
+
+def test_copy_from_dirty_stage_propagates(tmp_path: Path) -> None:
+    df = "FROM x AS a\nCOPY crates/api/ /a/\nFROM y AS b\nRUN true\nCOPY --from=a /a /a\n"
+    w = load(make_workspace(tmp_path, dockerfile=df))
+    s = impact(w, ["crates/api/src/main.rs"]).service("api")
+    assert s.stage == "a" and s.line == 2
+
+
+def test_dockerfile_edit_is_diffed_against_the_model(ws: Workspace) -> None:
+    path = ws.root / "docker/Dockerfile"
+    path.write_text(DOCKERFILE.replace("RUN mkdir -p /opt/packs", "RUN mkdir -p /opt/packs /opt/logs"))
+    r = impact_and_reload(ws, [path])
+    for name in ("api", "worker"):
+        s = r.service(name)
+        assert s.rebuild and s.stage == "runtime" and s.line == line("RUN mkdir -p /opt/packs"), name
+        assert s.reason == "docker/Dockerfile changed this step"
+    # the model now holds the edit: the same path predicts nothing more
+    assert not impact(ws, [path]).service("api").rebuild
+
+
+def test_compose_arg_edit_rebuilds_from_first_arg_dependent_step(ws: Workspace) -> None:
+    (ws.root / "docker-compose.yaml").write_text(COMPOSE.replace("SERVICE: worker", "SERVICE: exec"))
+    r = impact(ws, ["docker-compose.yaml"])
+    w = r.service("worker")
+    assert (
+        w.rebuild and w.stage == "planner" and w.instruction is not None and w.instruction.startswith("RUN")
+    )
+    assert not r.service("api").rebuild
+
+
+def test_dockerignore_edit_is_conservative(ws: Workspace) -> None:
+    r = impact(ws, [".dockerignore"])
+    assert r.service("api").rebuild and r.service("api").stage == "planner"
+
+
+def test_index_is_rebuilt_after_reload(ws: Workspace) -> None:
+    first = build_index(ws)
+    (ws.root / "docker/Dockerfile").write_text(DOCKERFILE.replace("COPY crates/exec/ ./crates/exec/\n", ""))
+    ws.reload(["docker/Dockerfile"])
+    assert build_index(ws).generation != first.generation
+    assert not impact(ws, ["crates/exec/src/lib.rs"]).service("api").rebuild
+
+
+def test_json_shape(ws: Workspace) -> None:
+    data = impact(ws, ["crates/api/src/main.rs"]).to_json()
+    assert set(data) == {"services", "packs_refresh", "pack_binaries"}
+    assert set(data["services"][0]) == {
+        "service",
+        "rebuild",
+        "stage",
+        "instruction",
+        "file",
+        "line",
+        "reason",
+    }  # type: ignore[index]
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+
+
+def test_fingerprint_rules(ws: Workspace) -> None:
+    """touch: nothing; chmod: the COPY holding it; edit: its COPY; manifest: planner for everyone."""
+    before = fingerprints(ws)
+    src = ws.root / "crates/api/src/main.rs"
+    os.utime(src, ns=(1, 1))
+    after = fingerprints(ws)
+    assert all(first_miss(before[n], after[n]) is None for n in before)
+    src.chmod(0o755)
+    m = first_miss(before["api"], fingerprint(ws, "api"))
+    assert m is not None and m.instruction == "COPY crates/api/ ./crates/api/"
+    assert first_miss(before["worker"], fingerprint(ws, "worker")) is None
+    src.chmod(0o644)
+    (ws.root / "crates/api/README.md").write_text("ignored by .dockerignore")
+    assert first_miss(before["api"], fingerprint(ws, "api")) is None
+    (ws.root / "Cargo.lock").write_text("version = 3\n# changed\n")
+    now = fingerprints(ws)
+    for n in ("api", "worker"):
+        m = first_miss(before[n], now[n])
+        assert m is not None and m.stage == "planner" and m.instruction == "COPY Cargo.toml Cargo.lock ./", n
+
+
+def test_shared_steps_through_cached_keys(ws: Workspace) -> None:
+    """After a manifest edit and a rebuild of api only, worker's planner COPYs are cached already."""
+    before = fingerprints(ws)
+    (ws.root / "Cargo.lock").write_text("version = 3\n# changed\n")
+    now = fingerprints(ws)
+    api_built = now["api"].keys()
+    m = first_miss(before["worker"], now["worker"], cached_keys=api_built)
+    assert m is not None
+    assert m.stage == "planner" and m.instruction.startswith("RUN mkdir")
+    assert m.arg_dependent
+    copies = [s for s in now["worker"].steps if s.stage == "planner" and s.instruction.startswith("COPY")]
+    assert copies and not any(s.arg_dependent for s in copies)
+    assert all(s.key in api_built for s in copies)
+
+
+def test_fingerprint_json_roundtrip(ws: Workspace) -> None:
+    fp = fingerprint(ws, "api")
+    again = ServiceFingerprint.from_json(fp.to_json())
+    assert again == fp
+    assert json.loads(fp.to_json())["steps"][0]["stage"] == "planner"
+    assert first_miss(None, fp) is not None
+    assert first_miss(None, fp, cached_keys=fp.keys()) is None
+
+
+def test_fingerprint_base_image_ids(ws: Workspace) -> None:
+    a = fingerprint(ws, "api", base_ids={"rust:1": "sha256:aaa"})
+    b = fingerprint(ws, "api", base_ids={"rust:1": "sha256:bbb"})
+    m = first_miss(a, b)
+    assert m is not None and m.instruction.startswith("FROM")
+
+
+def test_fingerprint_cache_reused(ws: Workspace) -> None:
+    fingerprints(ws)
+    assert any(k.endswith("crates/api/src/main.rs") for k in ws.file_digests)
+
+
+# --- the demo workspace and the CLI -------------------------------------------------------------
+
+
+def test_demo_impact_matches_measured_rules() -> None:
+    demo = Workspace.load(REPO / "demo-workspace", flavour=2)
+    r = impact(demo, ["crates/api/src/main.rs"])
+    assert r.service("api").display == "builder: COPY crates/api/ ./crates/api/"
+    assert not r.service("worker-shell").rebuild
+    r = impact(demo, ["crates/common/src/lib.rs"])
+    assert all(s.display == "builder: COPY crates/common/ ./crates/common/" for s in r.services if s.rebuild)
+    assert sum(s.rebuild for s in r.services) == len(demo.service_builds)
+    r = impact(demo, ["Cargo.toml"])
+    assert all(s.display == "planner: COPY Cargo.toml Cargo.lock ./" for s in r.services if s.rebuild)
+    r = impact(demo, ["crates/executor/src/lib.rs"])
+    assert (
+        r.service("worker-shell").rebuild and r.service("executor").rebuild and not r.service("api").rebuild
+    )
+
+
+def test_cli_json(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attune_console",
+            "impact",
+            "-w",
+            str(root),
+            "crates/api/src/main.rs",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    api = next(s for s in data["services"] if s["service"] == "api")
+    assert api["rebuild"] and api["line"] == line("COPY crates/${SERVICE}/ ./crates/${SERVICE}/")
+    proc = subprocess.run(
+        [sys.executable, "-m", "attune_console", "impact", "-w", str(root), "/etc/hostname"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "not inside the workspace" in proc.stderr
+    assert "Traceback" not in proc.stderr
