@@ -350,7 +350,14 @@ def test_other_services_list_the_packs(
         logs = _wait_for_log(container, rf"attune-{service} INFO pack core: {files} files")
         assert f"starting attune-{service}" in logs
         if service == "worker":
-            _wait_for_log(container, r"runtime shell: 2 runnable actions \[core.echo, core.sleep\]")
+            actions = [
+                yaml.safe_load(p.read_text()) for p in (built["root"] / "packs/core/actions").glob("*.yaml")
+            ]
+            shell = sorted(f"core.{a['name']}" for a in actions if a.get("runner_type", "shell") == "shell")
+            assert shell, "the demo's core pack should have shell actions"
+            _wait_for_log(
+                container, re.escape(f"runtime shell: {len(shell)} runnable actions [{', '.join(shell)}]")
+            )
         container.stop(timeout=5)
         container.reload()
         assert container.attrs["State"]["ExitCode"] == 0, "SIGTERM should stop the service cleanly"
