@@ -41,26 +41,32 @@ class ActionSpec:
     key: str
     description: str
     show: bool = True  # shown in the footer (help and palette list every action)
+    label: str = ""  # short footer label; the description when empty
 
 
 #: Every action, in the order the help screen lists them.
 ACTIONS: tuple[ActionSpec, ...] = (
-    ActionSpec("build", "b", "Build the selected service"),
-    ActionSpec("build-stale", "B", "Build every stale service (parallel limit)"),
+    ActionSpec("build", "b", "Build the selected service", label="Build"),
+    ActionSpec("build-stale", "B", "Build every stale service (parallel limit)", label="Build stale"),
     ActionSpec(
         "build-no-cache", "ctrl+b", "Rebuild the selected service with --no-cache (asks first)", False
     ),
     ActionSpec("pack-binaries", "P", "Rebuild the pack binaries and refresh the packs volume", False),
-    ActionSpec("refresh-packs", "p", "Refresh the packs volume (no image rebuild), then HUP/restart"),
-    ActionSpec("restart", "r", "Restart the selected service"),
+    ActionSpec(
+        "refresh-packs",
+        "p",
+        "Refresh the packs volume (no image rebuild), then HUP/restart",
+        label="Refresh packs",
+    ),
+    ActionSpec("restart", "r", "Restart the selected service", label="Restart"),
     ActionSpec("recreate", "u", "Recreate the selected service with its new image", False),
     ActionSpec("up", "U", "Start the whole stack (init-packs first)", False),
     ActionSpec("focus-logs", "l", "Focus the log pane (again: switch tab)", False),
-    ActionSpec("cancel", "c", "Cancel the selected service's build"),
+    ActionSpec("cancel", "c", "Cancel the selected service's build", label="Cancel"),
     ActionSpec("cancel-all", "C", "Cancel every running build", False),
-    ActionSpec("watch", "w", "Toggle watch mode (mark services stale on change)"),
+    ActionSpec("watch", "w", "Toggle watch mode (mark services stale on change)", label="Watch"),
     ActionSpec("auto-rebuild", "a", "Toggle auto-rebuild of stale services in watch mode", False),
-    ActionSpec("search", "slash", "Search the log (n / N: next / previous match)"),
+    ActionSpec("search", "slash", "Search the log (n / N: next / previous match)", label="Search"),
     ActionSpec("search-next", "n", "Next search match", False),
     ActionSpec("search-prev", "N", "Previous search match", False),
     ActionSpec("filter", "f", "Filter the log to matching lines", False),
@@ -68,8 +74,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("clear-log", "x", "Clear the log pane", False),
     ActionSpec("save-log", "s", "Save the log pane to a file", False),
     ActionSpec("log-scope", "t", "Log: selected step/service or everything", False),
-    ActionSpec("help", "question_mark", "Show every key"),
-    ActionSpec("quit", "q", "Quit (asks while builds run, then cancels them)"),
+    ActionSpec("help", "question_mark", "Show every key", label="Help"),
+    ActionSpec("quit", "q", "Quit (asks while builds run, then cancels them)", label="Quit"),
 )
 ACTION_IDS = frozenset(a.id for a in ACTIONS)
 
