@@ -7,15 +7,12 @@ API from a container that is created, never started, and removed in ``finally``;
 binary is written next to its destination and renamed over it with mode 0755, so
 ``packs/<pack>/sensors/`` never holds half a binary. Then the packs volume is refreshed.
 
-The image is normally built by the build engine (so its progress shows like any other
-build) and handed over as an image id. Without one, :func:`build_image` runs
-``docker build`` with BuildKit (the Dockerfile uses cache mounts, which the SDK's
-session-less build endpoint cannot do).
+The image is built by the build engine (:func:`build_image`, so its progress shows like
+any other build); :func:`extract_binaries` takes the built image id.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tarfile
@@ -23,10 +20,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attune_console.core.compose import ComposeProject
 from attune_console.core.errors import AttuneError, InputError
+
+if TYPE_CHECKING:
+    from attune_console.core.engine import BuildEngine
+    from attune_console.core.progress import BuildRun
 
 DOCKERFILE = Path("docker/Dockerfile.pack-binaries")
 IMAGE_DIR = "/pack-binaries"
@@ -55,79 +56,31 @@ def pack_for(binary: str, packs_dir: Path, default: str = "core") -> str:
     return default
 
 
-def _docker_clis() -> list[str]:
-    seen: list[str] = []
-    dirs = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]
-    for d in dirs:
-        exe = shutil.which("docker", path=d) if d else None
-        if exe and os.path.realpath(exe) not in {os.path.realpath(s) for s in seen}:
-            seen.append(exe)
-    return seen
-
-
 async def build_image(
+    engine: BuildEngine,
     project: ComposeProject,
-    tag: str,
-    on_line: Callable[[str], None] | None = None,
+    *,
+    tag: str | None = None,
     no_cache: bool = False,
-) -> str:
-    """``DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile.pack-binaries`` and return the image id.
+    on_run: Callable[[BuildRun], None] | None = None,
+) -> BuildRun:
+    """Build ``docker/Dockerfile.pack-binaries`` through the build engine, like any other target.
 
-    Only for when the build engine is not used; tries each ``docker`` client on PATH
-    (a client without BuildKit support is skipped with its message kept for the error).
+    ``on_run`` gets the :class:`BuildRun` before the build starts, so its progress can be shown.
+    Raises :class:`PackBinariesError` with the failed step's log tail when the build fails.
     """
-    dockerfile = project.root / DOCKERFILE
-    if not dockerfile.is_file():
-        raise InputError(
-            "no Dockerfile for pack binaries (expected docker/Dockerfile.pack-binaries)", dockerfile
-        )
-    args: list[str] = []
-    for key in ("RUST_IMAGE", "RUNTIME_IMAGE", "ATTUNE_BUILD_ID"):
-        if project.env.get(key):
-            args += ["--build-arg", f"{key}={project.env[key]}"]
-    errors: list[str] = []
-    for cli in _docker_clis():
-        with tempfile.TemporaryDirectory() as tmp:
-            iid = Path(tmp) / "iid"
-            argv = [
-                cli,
-                "build",
-                "--progress=plain",
-                "-f",
-                str(dockerfile),
-                *args,
-                "--iidfile",
-                str(iid),
-                "-t",
-                tag,
-            ]
-            if no_cache:
-                argv.append("--no-cache")
-            argv.append(str(project.root))
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env={**os.environ, "DOCKER_BUILDKIT": "1"},
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            assert proc.stdout is not None
-            tail: list[str] = []
-            async for raw in proc.stdout:
-                line = raw.decode(errors="replace").rstrip("\n")
-                tail = [*tail[-19:], line]
-                if on_line is not None:
-                    on_line(line)
-            await proc.wait()
-            if proc.returncode == 0 and iid.is_file():
-                return iid.read_text().strip()
-            text = "\n".join(tail)
-            if "buildx" in text or "BuildKit is enabled but" in text:
-                errors.append(f"{cli}: no BuildKit support")
-                continue
-            raise PackBinariesError(f"building {DOCKERFILE} failed (exit {proc.returncode}):\n{text}")
-    raise PackBinariesError(
-        "no docker client with BuildKit found (" + "; ".join(errors or ["none on PATH"]) + ")"
-    )
+    from attune_console.core.engine import pack_binaries_target
+    from attune_console.core.progress import RunState
+
+    run = engine.submit(pack_binaries_target(project, image=tag), no_cache=no_cache)
+    if on_run is not None:
+        on_run(run)
+    await engine.wait(run)
+    if run.state is not RunState.DONE or not run.image_id:
+        tail = "\n".join(text for _, text in run.last_log_lines(10))
+        why = run.error or (f"step {run.error_step.name} failed" if run.error_step else run.state.value)
+        raise PackBinariesError(f"building {DOCKERFILE} failed: {why}" + (f"\n{tail}" if tail else ""))
+    return run
 
 
 def _write_atomic(dest: Path, src: Any, size: int) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import sys
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from attune_console.commands._common import fail, resolve_workspace
@@ -76,22 +75,32 @@ def _after(args: argparse.Namespace) -> After:
 
 
 def _build_binaries(client: Any, project: Any, as_json: bool) -> list[Any]:
+    """Build the pack binaries image through the build engine (progress as ``build`` prints it)."""
+    from attune_console.commands.build import PlainPrinter
     from attune_console.core import pack_binaries
+    from attune_console.core.docker_conn import DockerConnection
+    from attune_console.core.engine import BuildEngine
 
-    tag = f"attune-pack-binaries-{project.name}:{uuid.uuid4().hex[:8]}"
+    # With --json, stdout carries only the JSON result; progress goes to stderr.
+    printer = PlainPrinter(sys.stderr if as_json else sys.stdout, prefix_service=False)
 
-    def show(line: str) -> None:
-        if not as_json:
-            print(f"  | {line}", file=sys.stderr)
-
-    image_id = asyncio.run(pack_binaries.build_image(project, tag, on_line=show))
-    try:
-        return pack_binaries.extract_binaries(client, image_id, project.root / "packs")
-    finally:
+    async def build() -> Any:
+        connection = DockerConnection()
+        engine = BuildEngine(connection, concurrency=1)
         try:
-            client.images.remove(tag, noprune=True)
-        except Exception as exc:  # the tag is ours; failing to drop it is worth a line, not a failure
-            print(f"attune-console: could not remove tag {tag}: {exc}", file=sys.stderr)
+
+            def show(r: Any) -> None:
+                r.subscribe(printer)
+
+            run = await pack_binaries.build_image(engine, project, on_run=show)
+            printer.finish(run)
+            return run
+        finally:
+            await engine.aclose()
+            connection.close()
+
+    run = asyncio.run(build())
+    return pack_binaries.extract_binaries(client, run.image_id, project.root / "packs")
 
 
 def run(args: argparse.Namespace) -> int:
