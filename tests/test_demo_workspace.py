@@ -420,6 +420,24 @@ def test_bootstrap_second_run_is_fast_and_keeps_user_lines(docker_client: Any, d
     for image in (after["RUST_IMAGE"], after["RUNTIME_IMAGE"]):
         docker_client.images.get(image)
 
+    # An image the user names in .env is kept while it exists; a missing one is replaced.
+    env_path.write_text(
+        f"RUST_IMAGE={after['RUNTIME_IMAGE']}\nRUNTIME_IMAGE=attune-demo-test/missing:{uuid.uuid4().hex}\n"
+    )
+    proc = subprocess.run(
+        ["scripts/bootstrap-images.sh"],
+        cwd=demo_copy,
+        env={**os.environ, "DOCKER": _docker_cli(), "ATTUNE_NO_PULL": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    again = _env_file(demo_copy)
+    assert again["RUST_IMAGE"] == after["RUNTIME_IMAGE"]
+    assert again["RUNTIME_IMAGE"] == after["RUNTIME_IMAGE"]
+
 
 def test_edit_with_old_mtime_rebuilds_api_and_leaves_worker_cached(
     docker_client: Any, demo_copy: Path

@@ -4,6 +4,7 @@
 # attune-console both read.
 #
 # For each base (rust, runtime), the first that works wins:
+#   0. the image .env already names (RUST_IMAGE= / RUNTIME_IMAGE=), if it is on the daemon;
 #   1. the official image (rust:1.83-bookworm / debian:bookworm-slim) is already on the daemon;
 #   2. our local stand-in (attune-local/rust:bookworm / attune-local/debian:bookworm-slim) already exists;
 #   3. `docker pull` of the official image succeeds within ATTUNE_PULL_TIMEOUT seconds (default 20;
@@ -93,10 +94,25 @@ build_standin() {
 
 std_path="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# pick KIND OFFICIAL LOCAL VARIANT INCLUDE CHANGES... -> sets $chosen to the image name to use
+# The value of KEY in .env, if any (read as data, never sourced).
+recorded() {
+    [[ -f "$env_file" ]] || return 0
+    sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?$1=[\"']?([^\"']*)[\"']?[[:space:]]*\$/\\2/p" "$env_file" | tail -n 1
+}
+
+# pick KIND RECORDED OFFICIAL LOCAL VARIANT INCLUDE CHANGES... -> sets $chosen to the image name to use.
+# An image already named in .env (the user's choice or an earlier run's) wins while it exists.
 pick() {
-    local kind="$1" official="$2" local_name="$3" variant="$4" include="$5"
-    shift 5
+    local kind="$1" recorded_name="$2" official="$3" local_name="$4" variant="$5" include="$6"
+    shift 6
+    if [[ -n "$recorded_name" ]] && exists "$recorded_name"; then
+        say "$kind: using $recorded_name (named in .env, present)"
+        chosen="$recorded_name"
+        return
+    fi
+    if [[ -n "$recorded_name" ]]; then
+        say "$kind: $recorded_name (named in .env) is not on this daemon; choosing again"
+    fi
     if exists "$official"; then
         say "$kind: using $official (already present)"
         chosen="$official"
@@ -113,13 +129,13 @@ pick() {
 }
 
 chosen=""
-pick rust "$rust_official" "$rust_local" apt "rustc,cargo,gcc,libc6-dev,ca-certificates" \
+pick rust "$(recorded RUST_IMAGE)" "$rust_official" "$rust_local" apt "rustc,cargo,gcc,libc6-dev,ca-certificates" \
     "ENV CARGO_HOME=/usr/local/cargo" \
     "ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     "WORKDIR /" \
     'CMD ["bash"]'
 rust_image="$chosen"
-pick runtime "$runtime_official" "$runtime_local" minbase "" \
+pick runtime "$(recorded RUNTIME_IMAGE)" "$runtime_official" "$runtime_local" minbase "" \
     "ENV $std_path" \
     "WORKDIR /" \
     'CMD ["bash"]'
