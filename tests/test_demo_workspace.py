@@ -410,7 +410,8 @@ def test_bootstrap_second_run_is_fast_and_keeps_user_lines(docker_client: Any, d
     )
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
-    assert "already present" in proc.stdout
+    assert proc.stdout.count("present)") == 2, proc.stdout
+    assert "mmdebstrap" not in proc.stdout and "pull" not in proc.stdout, proc.stdout
     assert elapsed < 10, f"images exist, so the run should skip all work (took {elapsed:.1f}s)"
     text = env_path.read_text()
     assert "# mine\nATTUNE_API_HOST_PORT=18123\n" in text
