@@ -29,6 +29,7 @@ back to a full re-hash when something else changed the volume meanwhile.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -140,6 +141,42 @@ def _valid_volume_path(name: str, rel: str, packs_dir: Path) -> None:
         )
 
 
+def _entry(packs_dir: Path, name: str, rel: str, full: str, st: os.stat_result, cache: HashCache) -> Entry:
+    _valid_volume_path(name, rel, packs_dir)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(full)
+        resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+        if os.path.isabs(target) or resolved == ".." or resolved.startswith("../"):
+            raise InputError(
+                f"symlink points outside ./packs ({rel} -> {target}); it would dangle in the "
+                "volume: copy the file into the pack or make the link relative inside ./packs",
+                packs_dir / rel,
+            )
+        return Entry(rel, "l", 0o777, len(target), hashlib.sha256(target.encode()).hexdigest())
+    if stat.S_ISDIR(st.st_mode):
+        return Entry(rel, "d", mode, 0, "")
+    if stat.S_ISREG(st.st_mode):
+        return Entry(rel, "f", mode, st.st_size, cache.digest(full, rel, st))
+    raise InputError(
+        "not a regular file, directory or symlink (a socket, fifo or device cannot go into the packs volume)",
+        packs_dir / rel,
+    )
+
+
+def _walk(packs_dir: Path, rel_dir: str, cache: HashCache, out: dict[str, Entry]) -> None:
+    stack = [(rel_dir, str(packs_dir / rel_dir) if rel_dir else str(packs_dir))]
+    while stack:
+        rel_dir, full_dir = stack.pop()
+        with os.scandir(full_dir) as it:
+            for de in it:
+                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                e = _entry(packs_dir, de.name, rel, de.path, de.stat(follow_symlinks=False), cache)
+                out[rel] = e
+                if e.kind == "d":
+                    stack.append((rel, de.path))
+
+
 def scan_local(packs_dir: Path, cache: HashCache | None = None) -> dict[str, Entry]:
     """Every entry under ``packs_dir`` (relative POSIX paths), hashed.
 
@@ -148,41 +185,59 @@ def scan_local(packs_dir: Path, cache: HashCache | None = None) -> dict[str, Ent
     """
     if not packs_dir.is_dir():
         raise InputError("no packs directory: create ./packs (one folder per pack)", packs_dir)
+    out: dict[str, Entry] = {}
+    _walk(packs_dir, "", cache if cache is not None else HashCache(), out)
+    return out
+
+
+def normalise_paths(packs_dir: Path, paths: Iterable[str | Path]) -> list[str]:
+    """Paths (absolute, or relative to ``packs_dir``) as packs-relative POSIX paths; outside is refused."""
+    out = []
+    base = packs_dir.resolve()
+    for p in paths:
+        full = Path(p) if Path(p).is_absolute() else packs_dir / p
+        # Resolve the parent only: the path itself may be gone (a deletion) or be a symlink.
+        parent = full.parent.resolve()
+        rel = (parent / full.name).relative_to(base) if parent.is_relative_to(base) else None
+        if rel is None or rel.as_posix() in ("", "."):
+            raise InputError("not a path inside ./packs", full)
+        out.append(rel.as_posix())
+    return sorted(set(out))
+
+
+def scan_paths(packs_dir: Path, paths: Iterable[str], cache: HashCache | None = None) -> dict[str, Entry]:
+    """Like :func:`scan_local`, but only ``paths`` (packs-relative), their subtrees and parents."""
     cache = cache if cache is not None else HashCache()
     out: dict[str, Entry] = {}
-    stack = [("", str(packs_dir))]
-    while stack:
-        rel_dir, full_dir = stack.pop()
-        with os.scandir(full_dir) as it:
-            for de in it:
-                rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
-                _valid_volume_path(de.name, rel, packs_dir)
-                st = de.stat(follow_symlinks=False)
-                mode = stat.S_IMODE(st.st_mode)
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(de.path)
-                    resolved = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-                    if os.path.isabs(target) or resolved == ".." or resolved.startswith("../"):
-                        raise InputError(
-                            f"symlink points outside ./packs ({rel} -> {target}); it would dangle in the "
-                            "volume: copy the file into the pack or make the link relative inside ./packs",
-                            packs_dir / rel,
-                        )
-                    out[rel] = Entry(
-                        rel, "l", 0o777, len(target), hashlib.sha256(target.encode()).hexdigest()
-                    )
-                elif stat.S_ISDIR(st.st_mode):
-                    out[rel] = Entry(rel, "d", mode, 0, "")
-                    stack.append((rel, de.path))
-                elif stat.S_ISREG(st.st_mode):
-                    out[rel] = Entry(rel, "f", mode, st.st_size, cache.digest(de.path, rel, st))
-                else:
-                    raise InputError(
-                        "not a regular file, directory or symlink (a socket, fifo or device cannot go into "
-                        "the packs volume)",
-                        packs_dir / rel,
-                    )
+    for rel in paths:
+        chain = [*_parents(rel), rel]
+        for i, q in enumerate(chain):
+            full = packs_dir / q
+            try:
+                st = full.lstat()
+            except FileNotFoundError:
+                break  # gone: absent here means "delete" in the volume
+            e = _entry(packs_dir, full.name, q, str(full), st, cache)
+            out[q] = e
+            if i == len(chain) - 1 and e.kind == "d":
+                _walk(packs_dir, q, cache, out)
     return out
+
+
+def subset(entries: Mapping[str, Entry], paths: Iterable[str]) -> dict[str, Entry]:
+    """The entries at or under ``paths``, plus the parents of those paths."""
+    paths = list(paths)
+    keep: dict[str, Entry] = {}
+    for q in paths:
+        for d in _parents(q):
+            if d in entries:
+                keep[d] = entries[d]
+    prefixes = tuple(q + "/" for q in paths)
+    wanted = set(paths)
+    for p, e in entries.items():
+        if p in wanted or p.startswith(prefixes):
+            keep[p] = e
+    return keep
 
 
 # --- diff -------------------------------------------------------------------------------------
@@ -334,6 +389,19 @@ def make_plan(local: Mapping[str, Entry], remote: Mapping[str, Entry]) -> Plan:
     plan.rmdirs.sort(key=lambda p: (-p.count("/"), p))
     plan.mkdirs.sort(key=lambda p: (p.count("/"), p))
     plan.put.sort()
+    return plan
+
+
+def _limit(plan: Plan, paths: list[str]) -> Plan:
+    """Keep removals of directories and packs to those at or under ``paths`` (parents are context only)."""
+    prefixes = tuple(p + "/" for p in paths)
+    wanted = set(paths)
+
+    def under(p: str) -> bool:
+        return p in wanted or p.startswith(prefixes)
+
+    plan.rmdirs = [d for d in plan.rmdirs if under(d)]
+    plan.old_packs = [d for d in plan.old_packs if under(d)]
     return plan
 
 
@@ -817,31 +885,56 @@ class PacksSession:
         return entries, signature
 
     def status(self, local: dict[str, Entry] | None = None) -> PacksStatus:
-        local = scan_local(self.packs_dir, self.cache) if local is None else local
         if not self.volume_exists():
+            local = scan_local(self.packs_dir, self.cache) if local is None else local
             return PacksStatus(self.project.name, self.target.volume, False, diff(local, {}))
-        remote, _sig = self.remote_entries()
+        if local is None:
+            # Hash ./packs here while the helper hashes the volume (hashlib releases the GIL).
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                scanning = pool.submit(scan_local, self.packs_dir, self.cache)
+                remote, _sig = self.remote_entries()
+                local = scanning.result()
+        else:
+            remote, _sig = self.remote_entries()
         return PacksStatus(
             self.project.name, self.target.volume, True, diff(local, remote), list(self.recovered)
         )
 
     # writing
 
-    def refresh(self, after: After = "none", *, timeout: float = 600) -> RefreshResult:
-        """Make the volume equal ``./packs``; atomic per file, all-or-nothing per refresh."""
-        local = scan_local(self.packs_dir, self.cache)
+    def refresh(self, after: After = "none", *, paths: Iterable[str | Path] | None = None) -> RefreshResult:
+        """Make the volume equal ``./packs``; atomic per file, all-or-nothing per refresh.
+
+        ``paths`` (packs-relative or absolute) limits the refresh to those files or
+        directories, their subtrees and parents: what a file watcher hands over, so the
+        rest of the tree is not re-scanned. Without it, the whole tree is compared.
+        """
+        rels = normalise_paths(self.packs_dir, paths) if paths is not None else None
+        if not self.packs_dir.is_dir():
+            raise InputError("no packs directory: create ./packs (one folder per pack)", self.packs_dir)
+        local = (
+            scan_local(self.packs_dir, self.cache)
+            if rels is None
+            else scan_paths(self.packs_dir, rels, self.cache)
+        )
         created = False
-        if not self.volume_exists():
+        # A running helper has the volume mounted, so it exists; only ask the daemon otherwise.
+        if self.container is None and not self.volume_exists():
             self._create_volume()
             created = True
             self._remote, self._signature = {}, None
+            if rels is not None:  # a new volume gets everything, as init-packs would copy it
+                rels, local = None, scan_local(self.packs_dir, self.cache)
         remote, signature = self.remote_entries(trust_cache=not created)
         for attempt in range(2):
-            plan = make_plan(local, remote)
-            before = PacksStatus(self.project.name, self.target.volume, True, diff(local, remote))
+            view = remote if rels is None else subset(remote, rels)
+            plan = make_plan(local, view)
+            if rels is not None:
+                plan = _limit(plan, rels)
+            before = PacksStatus(self.project.name, self.target.volume, True, diff(local, view))
             if plan.empty:
                 return RefreshResult(before, plan, created, list(self.recovered), {}, 0)
-            code, _err, sent = self._commit(plan, local, remote, signature)
+            code, _err, sent = self._commit(plan, local, view, signature)
             if code == RESTART_EXIT_CHANGED and attempt == 0:
                 self.progress("rescan", None)
                 remote, signature = self.remote_entries()

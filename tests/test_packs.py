@@ -14,11 +14,15 @@ from attune_console.core.errors import InputError
 from attune_console.core.packs import (
     Entry,
     HashCache,
+    _limit,
     build_tar,
     diff,
     make_plan,
+    normalise_paths,
     parse_status_output,
     scan_local,
+    scan_paths,
+    subset,
 )
 
 
@@ -202,3 +206,31 @@ def test_staging_tar_keeps_modes_and_lists_operations(tree: Path) -> None:
         assert rm is not None
         assert rm.read() == b"core/gone\n"
         assert f"{root}/old/core" in names  # backup skeleton for the removed file
+
+
+def test_scan_paths_takes_the_subtree_and_parents_only(tree: Path) -> None:
+    (tree / "other").mkdir()
+    (tree / "other" / "big").write_bytes(b"x" * 10)
+    part = scan_paths(tree, ["core/actions/echo.yaml", "core/gone.yaml"])
+    assert sorted(part) == ["core", "core/actions", "core/actions/echo.yaml"]
+    assert part == {p: e for p, e in scan_local(tree).items() if p in part}
+    assert sorted(scan_paths(tree, ["core/sensors"])) == ["core", "core/sensors", "core/sensors/bin"]
+
+
+def test_paths_outside_packs_are_refused(tree: Path) -> None:
+    assert normalise_paths(tree, [tree / "core" / "x", "core/actions/../sensors/bin"]) == [
+        "core/sensors/bin",
+        "core/x",
+    ]
+    with pytest.raises(InputError, match=r"inside \./packs"):
+        normalise_paths(tree, [tree.parent / "elsewhere"])
+
+
+def test_limited_plan_acts_only_at_or_under_the_paths() -> None:
+    remote = {e.path: e for e in [E("core", "d"), E("core/a", "d"), E("core/a/f", data=b"1"), E("old", "d")]}
+    local = {e.path: e for e in [E("core", "d")]}  # core/a/f and the dir core/a deleted locally
+    view = subset(remote, ["core/a/f"])
+    assert sorted(view) == ["core", "core/a", "core/a/f"]
+    plan = _limit(make_plan(local, view), ["core/a/f"])
+    assert plan.remove == ["core/a/f"]
+    assert plan.rmdirs == [] and plan.old_packs == []  # core/a was only context

@@ -218,3 +218,24 @@ def test_cli_status_refresh_and_refusals(workspace: Path, capsys: pytest.Capture
     assert code == 2
     assert "escape: symlink points outside ./packs" in err
     assert "Traceback" not in err
+
+
+def test_refresh_limited_to_paths_touches_only_those(workspace: Path, docker_client: Any) -> None:
+    project = load_compose(workspace)
+    packs = workspace / "packs"
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        (packs / "core" / "actions" / "echo.yaml").write_text("name: echo\nv: 2\n")
+        (packs / "core" / "pack.yaml").write_text("name: core\nversion: 2\n")  # changed, not named
+        (packs / "core" / "new" / "deep").mkdir(parents=True)
+        (packs / "core" / "new" / "deep" / "n.yaml").write_text("n")
+        res = s.refresh(paths=["core/actions/echo.yaml", packs / "core" / "new"])
+        assert res.plan.put == ["core/actions/echo.yaml", "core/new/deep/n.yaml"]
+        assert res.plan.mkdirs == ["core/new", "core/new/deep"]
+        st = s.status()
+        assert st.packs[0].changed == ["core/pack.yaml"]  # left alone: it was not named
+        assert cat(s, "core/new/deep/n.yaml") == b"n"
+        (packs / "core" / "actions" / "echo.yaml").unlink()
+        res = s.refresh(paths=["core/actions/echo.yaml"])
+        assert res.plan.remove == ["core/actions/echo.yaml"]
+        assert "core/actions/echo.yaml" not in volume_files(s)
