@@ -119,7 +119,9 @@ async def test_first_miss_shows_reason_from_impact(tmp_path: Path) -> None:
         await session.on_changes(["crates/api/src/main.rs"])
         await pilot.pause(0.1)
         assert session.rows["api"].build_state == "stale"
-        assert "crates/api/src/main.rs changed" in cell_text(app.services_table, "api", "Build")
+        assert cell_text(app.services_table, "api", "Build") == "stale"
+        miss = str(app.query_one("#build-miss", Static).render())
+        assert "stale builder: COPY crates/api/ ./crates/api/ (crates/api/src/main.rs changed)" in miss
         await pilot.press("b")
         await until(pilot, lambda: session.rows["api"].build_state == "up to date")
         await pilot.pause(0.1)
@@ -156,7 +158,7 @@ async def test_selecting_a_step_shows_its_log_and_t_toggles_whole_build(tmp_path
         await pilot.pause(0.1)
         steps = app.build_pane.steps_table
         steps.focus()
-        steps.move_cursor(row=8)  # [builder 3/4] COPY crates/api/
+        steps.move_cursor(row=steps.get_row_index("sha256:api-08"))  # [builder 3/4] COPY crates/api/
         log = app.query_one("#build-log", LogView)
         await until(pilot, lambda: list(log.lines) == ["copying"])
         await pilot.press("t")  # whole build

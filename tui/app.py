@@ -71,7 +71,8 @@ class AttuneConsoleApp(App[None]):
     TITLE = "attune-console"
     BINDINGS: ClassVar[list[BindingType]] = _bindings()
     COMMANDS = App.COMMANDS | {ActionsProvider}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class AttuneConsoleApp(App[None]):
         self._colours: dict[str, str] = {}
         self._shown_target: str | None = None
         self._shown_step: str | None = None
+        self._shown_run: object | None = None
         self.sub_title = str(workspace)
 
     # ------------------------------------------------------------------ layout
@@ -254,8 +256,11 @@ class AttuneConsoleApp(App[None]):
         pane = self.build_pane
         error_selected = pane.show(row)
         build_log = self._main.query_one("#build-log", LogView)
-        if name != self._shown_target:
+        run = row.run if row is not None else None
+        if name != self._shown_target or run is not self._shown_run:
+            # Another service, or a new build of this one: start from its whole-build log.
             self._shown_target = name
+            self._shown_run = run
             self._shown_step = None
             self._attach_build_log()
         if error_selected:
@@ -284,11 +289,10 @@ class AttuneConsoleApp(App[None]):
 
             view.attach(buffer, only_step)
         else:
-            numbers = {s.digest: i + 1 for i, s in enumerate(run.steps)} if run else {}
 
             def fmt(line: LogLine) -> str:
-                n = numbers.get(line.source)
-                return f"\x1b[2m#{n:<3}\x1b[0m {line.text}" if n else line.text
+                step = run.step_by_digest.get(line.source) if run is not None else None
+                return f"\x1b[2m#{step.order + 1:<3}\x1b[0m {line.text}" if step else line.text
 
             view.attach(buffer, None, fmt)
 
@@ -336,6 +340,8 @@ class AttuneConsoleApp(App[None]):
     @on(DataTable.RowHighlighted, "#steps")
     @on(DataTable.RowSelected, "#steps")
     def _step_highlighted(self, event: DataTable.RowHighlighted | DataTable.RowSelected) -> None:
+        if not self.build_pane.steps_table.has_focus:
+            return  # rows added while a build runs move the cursor; only the user picks a step
         step = str(event.row_key.value) if event.row_key.value is not None else None
         if step != self._shown_step:
             self._shown_step = step

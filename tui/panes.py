@@ -69,10 +69,7 @@ def build_cell(row: ServiceState) -> Text:
         label = f"building {done}/{run.total or '?'}"
     elif row.kind == PACKS and row.packs is not None and row.packs.changed:
         label = f"{row.packs.changed} changed"
-    text = Text(label, style=STATE_STYLE.get(state, ""))
-    if state == "stale" and row.stale is not None:
-        text.append(f" {row.stale.reason}", style="dim yellow")
-    return text
+    return Text(label, style=STATE_STYLE.get(state, ""))
 
 
 def service_cells(row: ServiceState) -> list[Text | str]:
@@ -190,20 +187,30 @@ class BuildPane(Vertical):
         self.row = row
         self._render_title(row, run)
         if run is None:
+            self._render_miss(row, None)
             return False
         first = run.first_missed_step
         for step in run.steps:
+            visible = step.kind is not StepKind.INTERNAL or step.state in (StepState.RUNNING, StepState.ERROR)
+            old = self._cells.get(step.digest)
+            if not visible:
+                # BuildKit's internal vertices (context transfer, metadata, export) are noise once done.
+                if old is not None:
+                    table.remove_row(step.digest)
+                    del self._cells[step.digest]
+                continue
             cells = step_cells(step, first)
             plain = [c.markup if isinstance(c, Text) else c for c in cells]
-            old = self._cells.get(step.digest)
             if old is None:
                 table.add_row(*cells, key=step.digest)
             elif old != plain:
                 for col, new, prev, cell in zip(("state", "time", "step"), plain, old, cells, strict=True):
                     if new != prev:
-                        table.update_cell(step.digest, col, cell)
+                        table.update_cell(step.digest, col, cell, update_width=col == "step")
             self._cells[step.digest] = plain
         self._render_miss(row, run)
+        if not table.has_focus:
+            self._follow(table, run)
         err = run.error_step
         if err is not None and self._auto_selected_error != err.digest:
             self._auto_selected_error = err.digest
@@ -211,6 +218,16 @@ class BuildPane(Vertical):
             table.move_cursor(row=index)
             return True
         return False
+
+    def _follow(self, table: DataTable[Text | str], run: BuildRun) -> None:
+        """Keep the interesting step in view: what runs now, else the first miss."""
+        running = [s for s in run.steps if s.state is StepState.RUNNING and s.digest in self._cells]
+        target = running[-1] if running else run.first_missed_step
+        if target is None or target.digest not in self._cells:
+            return
+        index = table.get_row_index(target.digest)
+        if table.cursor_row != index:
+            table.move_cursor(row=index)
 
     def _render_title(self, row: ServiceState | None, run: BuildRun | None) -> None:
         title = self.query_one("#build-title", Static)
@@ -233,10 +250,19 @@ class BuildPane(Vertical):
             text.append(f"  cached {run.cached}/{run.total} · {fmt_duration(run.duration or 0.0)}")
         title.update(text)
 
-    def _render_miss(self, row: ServiceState | None, run: BuildRun) -> None:
+    def _render_miss(self, row: ServiceState | None, run: BuildRun | None) -> None:
         miss = self.query_one("#build-miss", Static)
-        first = run.first_missed_step
         text = Text()
+        stale = row.stale if row is not None and row.build_state == "stale" else None
+        if stale is not None:
+            # The prediction for the next build (from the impact analysis), before any build ran.
+            text.append("stale ", style="bold yellow")
+            text.append(stale.describe())
+            text.append("\n")
+        if run is None:
+            miss.update(text)
+            return
+        first = run.first_missed_step
         if run.error_step is not None:
             step = run.error_step
             code = f" (exit code {step.exit_code})" if step.exit_code is not None else ""
