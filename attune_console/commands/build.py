@@ -168,7 +168,9 @@ async def _main(args: argparse.Namespace, root: Any) -> int:
     from attune_console.core.history import History
 
     project = load_compose(root)
-    services = list(args.services) or [n for n, s in project.services.items() if s.build is not None]
+    services = list(args.services)
+    if not services and not args.pack_binaries:  # like `compose build`: every service that builds
+        services = [n for n, s in project.services.items() if s.build is not None]
     targets = targets_for(project, services, pack_binaries=args.pack_binaries)
     if not targets:
         return fail("nothing to build: no service has a build: section", 2)
