@@ -159,6 +159,7 @@ async def test_selecting_a_step_shows_its_log_and_t_toggles_whole_build(tmp_path
         steps = app.build_pane.steps_table
         steps.focus()
         steps.move_cursor(row=steps.get_row_index("sha256:api-08"))  # [builder 3/4] COPY crates/api/
+        await pilot.press("enter")
         log = app.query_one("#build-log", LogView)
         await until(pilot, lambda: list(log.lines) == ["copying"])
         await pilot.press("t")  # whole build
