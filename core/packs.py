@@ -425,26 +425,27 @@ cd {MOUNT} || exit 3
 
 # Undo one transaction directory ($1), then delete it. Each step is idempotent, so a
 # rollback that is itself interrupted can simply run again.
-ROLLBACK_FN = """
-rollback() {
-  T="$1"; L="$T/lists"
+ROLLBACK_FN = f"""
+rollback() {{
+  T="{MOUNT}/${{1#./}}"; L="$T/lists"
   if [ -f "$T/COMMITTING" ] && [ ! -f "$T/DONE" ]; then
     while IFS= read -r p; do [ -e "$T/packs/$p" ] || rm -rf "./$p"; done < "$L/newpacks"
-    while IFS= read -r p; do
-      if [ -e "$T/old/$p" ] || [ -L "$T/old/$p" ]; then mv -f "$T/old/$p" "./$p"; else rm -f "./$p"; fi
-    done < "$L/put"
+    xargs -0 -r rm -f -- < "$L/putnew0"
     [ -f "$T/created" ] && tac "$T/created" | while IFS= read -r d; do rmdir "./$d" 2>/dev/null; done
     [ -f "$T/rmdone" ] && tac "$T/rmdone" | while IFS= read -r d; do
-      [ -d "./$d" ] || { mkdir "./$d" && chmod --reference="$T/olddirs/$d" "./$d"; }
+      [ -d "./$d" ] || {{ mkdir "./$d" && chmod --reference="$T/olddirs/$d" "./$d"; }}
     done
     while IFS= read -r p; do [ -e "$T/oldpacks/$p" ] && mv "$T/oldpacks/$p" "./$p"; done < "$L/oldpacks"
-    while IFS= read -r p; do
-      if [ -e "$T/old/$p" ] || [ -L "$T/old/$p" ]; then mv -f "$T/old/$p" "./$p"; fi
-    done < "$L/remove"
-    echo "rolled back ${T#./}" >&2
+    # Put every backed-up inode back (a file not yet replaced is "the same file": mv leaves it).
+    i=0
+    while IFS= read -r d; do
+      i=$((i+1))
+      (cd "$T/old/$d" && xargs -0 -r mv -f -t "{MOUNT}/$d" -- < "$L/b.$i") 2>/dev/null
+    done < "$L/bdirs"
+    echo "rolled back ${{T##*/}}" >&2
   fi
   rm -rf "$T"
-}
+}}
 """
 
 RECOVER_SCRIPT = f"""
@@ -454,11 +455,13 @@ for t in ./.attune-txn-*; do [ -d "$t" ] && rollback "$t"; done
 exit 0
 """
 
-# $1: transaction id; $2: expected signature or "-".
+# $1: transaction id; $2: expected signature or "-". Files move one directory at a time
+# (``mv -t``/``ln -t`` over NUL-separated names): one process per directory, still one
+# rename(2) per file.
 COMMIT_SCRIPT = f"""
 set -u
 cd {MOUNT} || exit 3
-T="./.attune-txn-$1"; L="$T/lists"
+T="{MOUNT}/.attune-txn-$1"; L="$T/lists"
 fail() {{ echo "attune-packs: $*" >&2; exit 4; }}
 if [ "$2" != "-" ]; then
   cur=$({_LISTING} | sha256sum | cut -c1-64)
@@ -466,14 +469,14 @@ if [ "$2" != "-" ]; then
     rm -rf "$T"; echo "volume changed since it was read" >&2; exit {RESTART_EXIT_CHANGED}
   fi
 fi
-while IFS= read -r p; do
-  if [ -L "./$p" ] || {{ [ -e "./$p" ] && [ ! -d "./$p" ]; }}; then
-    ln -P "./$p" "$T/old/$p" || fail "cannot back up $p"
-  fi
-done < "$L/touch"
+i=0
+while IFS= read -r d; do
+  i=$((i+1))
+  (cd "./$d" && xargs -0 -r ln -P -t "$T/old/$d" -- < "$L/b.$i") || fail "cannot back up files in $d"
+done < "$L/bdirs"
 : > "$T/created"; : > "$T/rmdone"
 : > "$T/COMMITTING" || fail "cannot write to the volume"
-while IFS= read -r p; do rm -f "./$p" || fail "cannot remove $p"; done < "$L/remove"
+xargs -0 -r rm -f -- < "$L/remove0" || fail "cannot remove files"
 while IFS= read -r p; do mv "./$p" "$T/oldpacks/$p" || fail "cannot move pack $p aside"; done < "$L/oldpacks"
 while IFS= read -r d; do
   if [ -d "./$d" ]; then rmdir "./$d" 2>/dev/null && printf '%s\\n' "$d" >> "$T/rmdone"; fi
@@ -485,11 +488,12 @@ while IFS= read -r d; do
     chmod --reference="$T/new/$d" "./$d"
   fi
 done < "$L/mkdirs"
-n=0
-while IFS= read -r p; do
-  mv -f "$T/new/$p" "./$p" || fail "cannot rename $p into place"
-  n=$((n+1)); [ $((n % 200)) -eq 0 ] && echo "committed $n" >&2
-done < "$L/put"
+i=0
+while IFS= read -r d; do
+  i=$((i+1))
+  (cd "$T/new/$d" && xargs -0 -r mv -f -t "{MOUNT}/$d" -- < "$L/p.$i") || fail "cannot rename files into $d"
+  [ $((i % 100)) -eq 0 ] && echo "committed $i directories" >&2
+done < "$L/pdirs"
 while IFS= read -r p; do
   mv "$T/packs/$p" "./$p" || fail "cannot move pack $p into place"
 done < "$L/newpacks"
@@ -577,6 +581,15 @@ def _add_local(tar: tarfile.TarFile, name: str, full: Path, e: Entry) -> None:
             tar.addfile(info, fh)
 
 
+def _by_dir(paths: Iterable[str]) -> dict[str, list[str]]:
+    """Paths grouped by parent directory ("." for the root), as (dir -> names)."""
+    out: dict[str, list[str]] = {}
+    for p in paths:
+        d, _, name = p.rpartition("/")
+        out.setdefault(d or ".", []).append(name)
+    return out
+
+
 def _parents(path: str) -> list[str]:
     parts = PurePosixPath(path).parts[:-1]
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -596,22 +609,31 @@ def build_tar(
     def lines(items: Iterable[str]) -> bytes:
         return "".join(f"{i}\n" for i in items).encode()
 
+    def nul(items: Iterable[str]) -> bytes:
+        return "".join(f"{i}\0" for i in items).encode()
+
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         _add_dir(tar, root, 0o700)
         for sub in ("lists", "old", "olddirs", "new", "packs", "oldpacks"):
             _add_dir(tar, f"{root}/{sub}", 0o700)
         touched = sorted(set(plan.put) | set(plan.remove))
+        backup = [p for p in touched if p in remote and remote[p].kind != "d"]
+        backed = set(backup)
         lists = {
-            "touch": touched,
-            "remove": plan.remove,
             "oldpacks": plan.old_packs,
             "rmdirs": plan.rmdirs,
             "mkdirs": plan.mkdirs,
-            "put": plan.put,
             "newpacks": plan.new_packs,
         }
         for name, items in lists.items():
             _add_bytes(tar, f"{root}/lists/{name}", lines(items))
+        _add_bytes(tar, f"{root}/lists/remove0", nul(plan.remove))
+        _add_bytes(tar, f"{root}/lists/putnew0", nul(p for p in plan.put if p not in backed))
+        for prefix, paths in (("b", backup), ("p", plan.put)):
+            groups = _by_dir(paths)
+            _add_bytes(tar, f"{root}/lists/{prefix}dirs", lines(groups))
+            for i, names in enumerate(groups.values(), 1):
+                _add_bytes(tar, f"{root}/lists/{prefix}.{i}", nul(names))
         seen: set[str] = set()
         for p in touched:
             for d in _parents(p):

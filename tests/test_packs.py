@@ -199,12 +199,19 @@ def test_staging_tar_keeps_modes_and_lists_operations(tree: Path) -> None:
         assert names[f"{root}/new/core/sensors/bin"].mode == 0o755
         assert names[f"{root}/new/core/alias.yaml"].issym()
         assert names[f"{root}/new/core/alias.yaml"].linkname == "actions/echo.yaml"
-        put = tar.extractfile(f"{root}/lists/put")
-        assert put is not None
-        assert put.read().decode().splitlines() == plan.put
-        rm = tar.extractfile(f"{root}/lists/remove")
-        assert rm is not None
-        assert rm.read() == b"core/gone\n"
+
+        def read(name: str) -> bytes:
+            f = tar.extractfile(f"{root}/lists/{name}")
+            assert f is not None
+            return f.read()
+
+        # files renamed into place one directory at a time: dirs, then NUL-separated names per dir
+        dirs = read("pdirs").decode().splitlines()
+        put = [f"{d}/{n}" for i, d in enumerate(dirs, 1) for n in read(f"p.{i}").decode().split("\0") if n]
+        assert put == plan.put
+        assert read("remove0") == b"core/gone\0"
+        assert read("bdirs") == b"core\n" and read("b.1") == b"gone\0"  # backed up before removal
+        assert read("putnew0").decode().split("\0")[:-1] == plan.put  # none existed: rollback deletes them
         assert f"{root}/old/core" in names  # backup skeleton for the removed file
 
 

@@ -161,11 +161,13 @@ def test_refresh_killed_midway_leaves_the_volume_exactly_as_before(
     with PacksSession(docker_client, project) as s:
         s.refresh()
         before = volume_files(s)
-        # Enough renames that the commit takes seconds, so the kill lands inside it.
-        bulk = packs / "core" / "bulk"
-        bulk.mkdir()
-        for i in range(2500):
-            (bulk / f"f{i:04d}.yaml").write_text(f"n: {i}\n")
+        # The commit runs one process per directory: with enough directories it takes seconds,
+        # so the kill lands inside it.
+        for i in range(600):
+            d = packs / "core" / "bulk" / f"d{i:04d}"
+            d.mkdir(parents=True)
+            (d / "a.yaml").write_text(f"n: {i}\n")
+            (d / "b.yaml").write_text(f"m: {i}\n")
         (packs / "core" / "actions" / "echo.yaml").write_text("changed\n")
         (packs / "core" / "pack.yaml").unlink()
 
