@@ -15,8 +15,12 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
+import signal
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -353,3 +357,124 @@ def test_daemon_dying_mid_build_ends_in_error_and_engine_keeps_working(tmp_path:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --------------------------------------------------------------------- the CLI on the real daemon
+
+
+def _cli(ws: Path, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ATTUNE_CONSOLE_STATE_DIR": str(tmp_path / "state")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "attune_console", "build", *args, "-w", str(ws)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_cli_json_and_plain(ws: Path, tmp_path: Path, cold: dict[str, BuildRun]) -> None:
+    proc = _cli(ws, tmp_path, "api", "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert {e["event"] for e in events} >= {"run", "step", "summary"}
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["service"] == "api" and summary["result"] == "done"
+    assert summary["image_id"].startswith("sha256:")
+    assert summary["cached"] == summary["total"] > 0
+    assert {"name", "state", "duration_s"} <= set(summary["steps"][0])
+    steps = [e for e in events if e["event"] == "step" and e["state"] == "cached"]
+    assert any(e["name"] == "[builder 2/3] COPY crates/api/ ./crates/api/" and e["line"] for e in steps)
+    assert History(tmp_path / "state" / "history.sqlite3").recent("api")[0].result == "done"
+
+    proc = _cli(ws, tmp_path, "api", "--plain")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert re.search(r"^#\d+ \[builder 2/3\] COPY crates/api/ \./crates/api/ CACHED$", out, re.M)
+    assert re.search(r"^api: built \S+ \(sha256:[0-9a-f]+\) in [\d.]+s, (\d+)/\1 steps cached$", out, re.M)
+
+
+def test_cli_failed_build_exits_1_with_the_step_log(ws: Path, tmp_path: Path) -> None:
+    main_rs = ws / "crates/api/src/main.rs"
+    good = main_rs.read_text()
+    main_rs.write_text(good + '\nfn broken() -> u32 { "not a number" }\n')
+    try:
+        proc = _cli(ws, tmp_path, "api")
+        out, err = proc.communicate(timeout=300)
+    finally:
+        main_rs.write_text(good)
+    assert proc.returncode == 1, (out, err)
+    assert re.search(r"^------ api: #\d+ \[builder 3/3\] RUN .*\(Dockerfile line \d+\)$", out, re.M)
+    assert "error[E0308]: mismatched types" in out
+    assert re.search(r"^api: ERROR: .*exit code: 101", out, re.M)
+
+
+def test_cli_ctrl_c_cancels_and_exits_130(ws: Path, tmp_path: Path, docker_client: Any) -> None:
+    image = load_compose(ws).services["api"].image
+    before = docker_client.images.get(image).id
+    main_rs = ws / "crates/api/src/main.rs"
+    good = main_rs.read_text()
+    main_rs.write_text(good + f"\n// {uuid.uuid4().hex}\n")  # a unique edit: cargo must run
+    try:
+        proc = _cli(ws, tmp_path, "api", "--plain")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("#") and "[builder 3/3] RUN" in line:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        main_rs.write_text(good)
+    assert proc.returncode == 130, (rest, err)
+    assert "api: cancelled" in rest
+    assert re.search(r"\[builder 3/3\] RUN .* CANCELED$", rest, re.M)
+    assert docker_client.images.get(image).id == before
+
+
+# --------------------------------------------------------------------- daemon endpoint resolution
+
+
+def _write_context(cfg: Path, name: str, host: str) -> None:
+    import hashlib
+
+    meta = cfg / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(
+        json.dumps(
+            {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}
+        )
+    )
+
+
+def test_current_docker_context_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> None:
+    from attune_console.core.docker_conn import make_client, resolve_endpoint
+    from attune_console.core.errors import DockerUnavailable
+
+    cfg = tmp_path / "dockercfg"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(json.dumps({"currentContext": "local-again"}))
+    _write_context(cfg, "local-again", "unix:///var/run/docker.sock")
+    _write_context(cfg, "gone", f"unix://{tmp_path}/no-daemon.sock")
+    monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+
+    ep = resolve_endpoint({})
+    assert (ep.host, ep.source) == ("unix:///var/run/docker.sock", "context local-again")
+    client = make_client({})  # through the context's endpoint, to the real daemon
+    assert client.version()["ApiVersion"] == docker_client.version()["ApiVersion"]
+    client.close()
+    # DOCKER_CONTEXT picks another context; DOCKER_HOST beats both.
+    assert resolve_endpoint({"DOCKER_CONTEXT": "gone"}).source == "context gone"
+    with pytest.raises(DockerUnavailable, match=r"no-daemon\.sock \(from context gone\)"):
+        make_client({"DOCKER_CONTEXT": "gone"})
+    assert (
+        resolve_endpoint({"DOCKER_HOST": "tcp://127.0.0.1:1", "DOCKER_CONTEXT": "gone"}).source
+        == "DOCKER_HOST"
+    )
+    with pytest.raises(DockerUnavailable, match="docker context 'missing'"):
+        resolve_endpoint({"DOCKER_CONTEXT": "missing"})
