@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -470,7 +470,7 @@ class BuildEngine:
             record = open(self.record_dir / f"{job.target.service}-{job.build_id[:12]}.jsonl", "wb")  # noqa: SIM115
         decode_cpu = 0.0
         try:
-            body = iter_context_tar(job.target.context, params["dockerfile"])
+            body = _until_cancelled(iter_context_tar(job.target.context, params["dockerfile"]), job)
             try:
                 response = api._post(
                     api._url("/build"),
@@ -531,6 +531,14 @@ class BuildEngine:
                 record.close()
             job.run.decode_cpu_s += decode_cpu
             job.run.client_cpu_s += time.thread_time() - cpu0
+
+
+def _until_cancelled(chunks: Iterator[bytes], job: _Job) -> Iterator[bytes]:
+    """Stop sending the context as soon as the build is cancelled (the daemon then drops the request)."""
+    for chunk in chunks:
+        if job.cancelled:
+            return
+        yield chunk
 
 
 def _classify_lines(lines: list[bytes], job: _Job) -> list[StreamItem]:

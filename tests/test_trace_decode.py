@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,70 @@ def test_classify_other_messages() -> None:
     err = classify({"errorDetail": {"message": "boom"}, "error": "boom"})
     assert (err.kind, err.text) == ("error", "boom")
     assert classify({"stream": "Successfully tagged x\n"}).kind == "stream"
+
+
+def _printed(name: str, printer_cls: str) -> str:
+    import io
+
+    from attune_console.commands.build import JsonPrinter, PlainPrinter
+
+    out = io.StringIO()
+    printer = JsonPrinter(out) if printer_cls == "json" else PlainPrinter(out, prefix_service=False)
+    run = BuildRun("api", "demo_api", line_resolver=dockerfile_line_resolver(TRACES / "Dockerfile.optimized"))
+    run.subscribe(printer)
+    run.start()
+    image_id, error = None, None
+    for raw in (TRACES / name).read_bytes().splitlines():
+        item = classify(json.loads(raw))
+        if item.kind == "trace":
+            apply_status(run, item.status)
+        elif item.kind == "image_id":
+            image_id = item.text
+        elif item.kind == "error":
+            error = item.text
+    if error:
+        run.finish(RunState.ERROR, error=error)
+    elif image_id:
+        run.finish(RunState.DONE, image_id=image_id)
+    else:
+        run.finish(RunState.CANCELLED, error="cancelled")
+    printer.finish(run)
+    return out.getvalue()
+
+
+def test_plain_printer_one_line_per_transition() -> None:
+    out = _printed("api-cached.jsonl", "plain")
+    lines = out.splitlines()
+    assert "#20 [builder 2/3] COPY crates/api/ ./crates/api/ CACHED" in lines
+    cached = [
+        ln for ln in lines if ln.endswith(" CACHED") and re.match(r"^#\d+ \[\w+ +\d+/\d+\] (?!FROM)", ln)
+    ]
+    assert len(cached) == 17
+    assert lines[-1].startswith("api: built demo_api (sha256:") and lines[-1].endswith("17/17 steps cached")
+    # One line per transition: no step prints the same state twice.
+    assert len(lines) == len(set(lines))
+
+
+def test_plain_printer_shows_failing_step_log() -> None:
+    out = _printed("api-compile-error.jsonl", "plain")
+    assert "------ api: #21 [builder 3/3] RUN" in out and "(Dockerfile line 59)" in out
+    assert "  error[E0308]: mismatched types" in out
+    assert out.rstrip().splitlines()[-1].startswith("api: ERROR: executor failed running")
+
+
+def test_json_printer_events_and_summary() -> None:
+    out = _printed("api-compile-error.jsonl", "json")
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert kinds == {"run", "step", "log", "summary"}
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["result"] == "error" and summary["exit_code"] == 101
+    assert summary["error_step"].startswith("[builder 3/3] RUN")
+    assert {"service", "image_id", "result", "cached", "total", "steps"} <= set(summary)
+    failing = [e for e in events if e["event"] == "step" and e["state"] == "error"]
+    assert failing and failing[0]["exit_code"] == 101 and failing[0]["line"] == 59
+    logged = [ln["text"] for e in events if e["event"] == "log" for ln in e["lines"]]
+    assert "error[E0308]: mismatched types" in logged
+    cargo_log_events = [e for e in events if e["event"] == "log" and e["step"] == 21]
+    emitted = [ln["text"] for e in cargo_log_events for ln in e["lines"]]
+    assert emitted.count("error[E0308]: mismatched types") == 1
