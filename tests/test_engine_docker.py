@@ -478,3 +478,15 @@ def test_current_docker_context_is_honoured(
     )
     with pytest.raises(DockerUnavailable, match="docker context 'missing'"):
         resolve_endpoint({"DOCKER_CONTEXT": "missing"})
+
+
+def test_explain_gives_actionable_messages() -> None:
+    from attune_console.core.docker_conn import Endpoint, explain
+
+    sock = Endpoint("unix:///var/run/docker.sock", source="default")
+    perm = explain(PermissionError(13, "Permission denied"), sock)
+    assert "permission denied" in perm and "docker' group" in perm
+    assert "not running" in explain(FileNotFoundError(2, "No such file or directory"), sock)
+    remote = Endpoint("tcp://10.0.0.5:2376", source="context farm")
+    assert "(from context farm)" in explain(ConnectionRefusedError(111, "Connection refused"), remote)
+    assert "TLS" in explain(OSError("SSL: CERTIFICATE_VERIFY_FAILED"), remote)

@@ -198,3 +198,31 @@ def test_json_printer_events_and_summary() -> None:
     cargo_log_events = [e for e in events if e["event"] == "log" and e["step"] == 21]
     emitted = [ln["text"] for e in cargo_log_events for ln in e["lines"]]
     assert emitted.count("error[E0308]: mismatched types") == 1
+
+
+def test_line_resolver_follows_buildkit_numbering(tmp_path: Path) -> None:
+    df = tmp_path / "Dockerfile"
+    df.write_text(
+        "ARG BASE=debian\n"  # 1
+        "FROM ${BASE} AS base\n"  # 2: [base 1/4]
+        "ENV A=1\n"  # 3: not a vertex
+        "WORKDIR /w\n"  # 4: [base 2/4]
+        "# comment\n"  # 5
+        "RUN echo a \\\n"  # 6: [base 3/4] (continued)
+        "    && echo b\n"  # 7
+        "COPY x y\n"  # 8: [base 4/4]
+        "FROM base AS next\n"  # 9: from a stage -> no FROM vertex
+        "RUN true\n"  # 10: [next 1/1]
+        "FROM scratch\n"  # 11: scratch -> no FROM vertex; unnamed stage
+        "COPY --from=next /w /w\n"  # 12: [1/1]
+    )
+    resolve = dockerfile_line_resolver(df)
+    assert resolve("base", 1, "FROM docker.io/library/debian") == 2
+    assert resolve("base", 2, "WORKDIR /w") == 4
+    assert resolve("base", 3, "RUN echo a     && echo b") == 6
+    assert resolve("base", 4, "COPY x y") == 8
+    assert resolve("next", 1, "RUN true") == 10
+    assert resolve(None, 1, "COPY --from=next /w /w") == 12
+    assert resolve("base", 3, "COPY x y") is None  # keyword mismatch: no line rather than a wrong one
+    assert resolve("nope", 1, "RUN x") is None
+    assert dockerfile_line_resolver(tmp_path / "missing")("base", 1, "FROM x") is None
