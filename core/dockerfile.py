@@ -12,6 +12,7 @@ its stage. Only stages the target needs are kept, as BuildKit builds only those.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -352,6 +353,11 @@ def expand(word: str, env: Mapping[str, str], keep_unset: bool = False) -> str:
     return _EXPAND.sub(sub, word)
 
 
+@functools.lru_cache(maxsize=65536)
+def _refs(word: str) -> frozenset[str]:
+    return frozenset(references(word))
+
+
 def references(word: str) -> set[str]:
     """Names of the variables ``word`` refers to."""
     return {a or b for a, b in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)", word)}
@@ -606,19 +612,23 @@ def resolve(df: Dockerfile, build_args: Mapping[str, str], target: str | None = 
         total = len(out)
         numbered: list[Step] = []
         for n_, st in enumerate(out, start=1):
-            scope = {**dict(st.arg_env), **{k: v for k, v in st.env if not k.startswith("__")}}
-            own = references(st.instr.rest) & set(dict(st.arg_env))
-            numbered.append(
-                dataclasses.replace(
-                    st,
-                    name=expand(st.instr.text, scope, keep_unset=True)
-                    if st.keyword != "FROM"
-                    else st.expanded,
-                    number=n_,
-                    stage_total=total,
-                    uses_args=bool(own) or (st.keyword == "RUN" and bool(st.arg_env)),
+            # Step is frozen; object.__setattr__ fills the derived fields without a copy
+            # (dataclasses.replace on 12,000 steps was a third of a 300-crate load).
+            if st.keyword == "FROM":
+                name = st.expanded
+                uses = False
+            else:
+                scope = dict(st.arg_env)
+                scope.update((k, v) for k, v in st.env if not k.startswith("__"))
+                name = expand(st.instr.text, scope, keep_unset=True)
+                uses = (st.keyword == "RUN" and bool(st.arg_env)) or bool(
+                    _refs(st.instr.rest) & dict(st.arg_env).keys()
                 )
-            )
+            object.__setattr__(st, "name", name)
+            object.__setattr__(st, "number", n_)
+            object.__setattr__(st, "stage_total", total)
+            object.__setattr__(st, "uses_args", uses)
+            numbered.append(st)
         steps_by_stage[stage.index] = numbered
         deps[stage.index] = tuple(dict.fromkeys(stage_deps))
         final_env[stage.index] = env

@@ -17,7 +17,6 @@ loaded model, so :func:`impact` must be called *before* :meth:`Workspace.reload`
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +128,14 @@ def _index(ws: Workspace) -> ImpactIndex:
 
 
 def _prefixes(rel: str) -> list[str]:
-    parts = rel.split("/")
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    """``"a/b/c"`` -> ``["", "a", "a/b", "a/b/c"]``."""
+    out = [""]
+    i = rel.find("/")
+    while i >= 0:
+        out.append(rel[:i])
+        i = rel.find("/", i + 1)
+    out.append(rel)
+    return out
 
 
 def direct_hits(ws: Workspace, rels: Iterable[str]) -> dict[str, dict[int, str]]:
@@ -212,17 +217,19 @@ def _verdict(ws: Workspace, name: str, b: ServiceBuild, idx: int, reason: str) -
 def _definition_changes(ws: Workspace, rels: set[str]) -> dict[str, tuple[int, str]]:
     """Builds whose resolved steps differ between the loaded model and the files on disk now."""
     root = ws.root
+    compose_rel = ws.rel(ws.compose.file)
+    df_rels = {ws.rel(b.dockerfile): b.dockerfile for b in ws.builds.values()}
+    ignore_rels = {ws.rel(ctx / ".dockerignore"): ctx for ctx in ws.ignores}
     changed_dfs: set[Path] = set()
     compose_changed = False
     ignores_changed: set[Path] = set()
-    for rel in rels:
-        p = root / rel
-        if p == ws.compose.file or rel == ".env":
+    for rel in rels & ({compose_rel, ".env"} | set(df_rels) | set(ignore_rels)):
+        if rel in (compose_rel, ".env"):
             compose_changed = True
-        elif p.name == ".dockerignore" and p.parent in ws.ignores:
-            ignores_changed.add(p.parent)
-        elif any(p == b.dockerfile for b in ws.builds.values()):
-            changed_dfs.add(p)
+        if rel in ignore_rels:
+            ignores_changed.add(ignore_rels[rel])
+        if rel in df_rels:
+            changed_dfs.add(df_rels[rel])
     out: dict[str, tuple[int, str]] = {}
     if not (changed_dfs or compose_changed or ignores_changed):
         return out
@@ -290,10 +297,7 @@ def normalise_paths(ws: Workspace, paths: Iterable[Path | str]) -> list[str]:
     """Workspace-relative POSIX paths; paths outside the workspace are dropped."""
     out: list[str] = []
     for p in paths:
-        s = os.fspath(p)
-        if not os.path.isabs(s):
-            s = os.path.join(ws.root, s)
-        rel = ws.rel(s)
+        rel = ws.rel(p)
         if rel is not None and rel != ".":
             out.append(rel)
     return out
