@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from attune_console.core.errors import AttuneError
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
-_SKIP_DIRS = {"target", ".git", "node_modules", "__pycache__"}
 
 
 class ServiceError(AttuneError):
@@ -146,49 +144,57 @@ def _image_info(client: Any, image: str) -> tuple[str | None, str | None]:
     return attrs.get("Id"), attrs.get("Created")
 
 
-def _parse_time(value: str) -> float | None:
-    """Docker's RFC 3339 times (nanoseconds, ``Z``) as epoch seconds."""
-    try:
-        base, _, frac = value.rstrip("Z").partition(".")
-        frac = "".join(ch for ch in frac if ch.isdigit())[:6]
-        dt = datetime.fromisoformat(base).replace(tzinfo=timezone.utc)
-        return dt.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
-    except ValueError:
-        return None
+SourceCheck = Callable[[ComposeService], bool]
+"""True when a service's sources changed since the build of its newest image."""
 
 
-def newest_source_mtime(context: Path, skip: Iterable[str] = _SKIP_DIRS) -> float:
-    """The newest modification time under a build context, build output and VCS dirs skipped."""
-    newest = 0.0
-    skip = set(skip)
-    for dirpath, dirnames, filenames in os.walk(context):
-        dirnames[:] = [d for d in dirnames if d not in skip]
-        for name in filenames:
-            with contextlib.suppress(OSError):
-                newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
-    return newest
+def fingerprint_source_check(root: Path, history: Any | None = None) -> SourceCheck:
+    """A :data:`SourceCheck` from build fingerprints (content, not mtimes).
+
+    The build engine records, with each successful build, the fingerprint of what entered each
+    step (``core/fingerprint.py``); the source is newer than the image when the fingerprint of
+    the workspace as it is now differs from that record. Unknown (no recorded build, no
+    fingerprint, unreadable workspace) counts as not changed: staleness is a hint, not a guess.
+    """
+    from attune_console.core.fingerprint import ServiceFingerprint, fingerprint
+    from attune_console.core.history import History
+    from attune_console.core.model import Workspace
+
+    hist = history if history is not None else History()
+    ws = Workspace.load(root)
+
+    def check(svc: ComposeService) -> bool:
+        if svc.build is None:
+            return False
+        try:
+            rec = hist.last_success(svc.name, workspace=str(svc.build.context))
+            if rec is None or not rec.fingerprint:
+                return False
+            old = ServiceFingerprint.from_json(rec.fingerprint)
+            now = fingerprint(ws, svc.name)
+        except Exception:
+            return False
+        return bool(old.steps and now.steps and old.steps[-1].key != now.steps[-1].key)
+
+    return check
 
 
 def service_state(
-    client: Any, project: ComposeProject, svc: ComposeService, with_source: bool = True
+    client: Any, project: ComposeProject, svc: ComposeService, source_check: SourceCheck | None = None
 ) -> ServiceState:
     """Inspect one service now (its containers and the image compose would run)."""
-    conts = []
-    for c in project_containers(client, project.name, svc.name):
-        conts.append(ContainerState.from_inspect(c.attrs))
+    conts = [ContainerState.from_inspect(c.attrs) for c in project_containers(client, project.name, svc.name)]
     image_id, created = _image_info(client, svc.image)
-    source_newer = False
-    if with_source and svc.build is not None and created:
-        built = _parse_time(created)
-        if built is not None and svc.build.context.is_dir():
-            source_newer = newest_source_mtime(svc.build.context) > built
+    source_newer = bool(source_check is not None and image_id is not None and source_check(svc))
     conts.sort(key=lambda c: c.name)
     return ServiceState(svc.name, svc.image, tuple(conts), image_id, created, source_newer)
 
 
-def snapshot(client: Any, project: ComposeProject, with_source: bool = True) -> dict[str, ServiceState]:
+def snapshot(
+    client: Any, project: ComposeProject, source_check: SourceCheck | None = None
+) -> dict[str, ServiceState]:
     """Every service of the project, inspected now."""
-    return {name: service_state(client, project, svc, with_source) for name, svc in project.services.items()}
+    return {name: service_state(client, project, svc, source_check) for name, svc in project.services.items()}
 
 
 # --- following events -------------------------------------------------------------------------
@@ -205,7 +211,7 @@ class ServiceMonitor:
     client: Any
     project: ComposeProject
     on_change: Callable[[ServiceState], None] | None = None
-    with_source: bool = True
+    source_check: SourceCheck | None = None
     _states: dict[str, ServiceState] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
@@ -218,7 +224,7 @@ class ServiceMonitor:
         # The stream opens before the snapshot so a change during the snapshot still arrives.
         self._events = self.client.events(decode=True, since=since, filters={"type": ["container", "image"]})
         with self._lock:
-            self._states = snapshot(self.client, self.project, self.with_source)
+            self._states = snapshot(self.client, self.project, self.source_check)
         self._thread = threading.Thread(target=self._run, name="attune-service-events", daemon=True)
         self._thread.start()
         return self.states()
@@ -264,7 +270,7 @@ class ServiceMonitor:
 
     def _update(self, service: str) -> None:
         svc = self.project.services[service]
-        new = service_state(self.client, self.project, svc, self.with_source)
+        new = service_state(self.client, self.project, svc, self.source_check)
         with self._lock:
             old = self._states.get(service)
             if old == new:

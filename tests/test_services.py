@@ -102,7 +102,7 @@ class FakeAPI:
 def test_monitor_reacts_to_its_project_only_and_ignores_exec_noise(tmp_path: Path) -> None:
     client = SimpleNamespace(containers=FakeContainers(), api=FakeAPI({"demo_api": {"Id": "sha256:new"}}))
     changes: list[ServiceState] = []
-    m = ServiceMonitor(client, project(tmp_path), changes.append, with_source=False)
+    m = ServiceMonitor(client, project(tmp_path), changes.append)
     attrs = {"com.docker.compose.project": "demo", "com.docker.compose.service": "api"}
     m.handle_event({"Type": "container", "Action": "exec_start: sh", "Actor": {"Attributes": attrs}})
     other = {**attrs, "com.docker.compose.project": "other"}
@@ -139,3 +139,30 @@ async def test_up_refuses_without_built_images_and_says_which(tmp_path: Path) ->
     client = SimpleNamespace(api=FakeAPI({"demo_init-packs": {"Id": "x"}}))
     with pytest.raises(ServiceError, match=r"image not built for api \(demo_api\)"):
         await up_stack(client, project(tmp_path), ["api"])
+
+
+def test_fingerprint_source_check_sees_content_changes_not_touches(demo_copy: Path) -> None:
+    from attune_console.core.compose import load_compose
+    from attune_console.core.fingerprint import fingerprint
+    from attune_console.core.model import Workspace
+    from attune_console.core.services import fingerprint_source_check
+
+    project = load_compose(demo_copy)
+    recorded = {
+        name: fingerprint(Workspace.load(demo_copy), name).to_json() for name in ("api", "worker-shell")
+    }
+
+    class History:
+        def last_success(self, service: str, workspace: str | None = None) -> Any:
+            assert workspace == str(demo_copy)
+            return SimpleNamespace(fingerprint=recorded.get(service))
+
+    main = demo_copy / "crates" / "api" / "src" / "main.rs"
+    main.touch()
+    check = fingerprint_source_check(demo_copy, History())
+    assert not check(project.services["api"])  # mtime only: BuildKit would hit the cache
+    main.write_text(main.read_text() + "\n// edited\n")
+    check = fingerprint_source_check(demo_copy, History())
+    assert check(project.services["api"])
+    assert not check(project.services["worker-shell"])  # another service's crate
+    assert not check(project.services["init-packs"])  # no build section
