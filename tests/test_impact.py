@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -268,3 +269,121 @@ def test_cli_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "not inside the workspace" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- predictions against real BuildKit ----------------------------------------------------------
+
+BK_DOCKERFILE = """\
+ARG BASE=debian:bookworm-slim
+FROM ${BASE} AS planner
+ARG SERVICE
+WORKDIR /build
+COPY Cargo.toml Cargo.lock ./
+COPY crates/common/Cargo.toml ./crates/common/Cargo.toml
+COPY crates/api/Cargo.toml ./crates/api/Cargo.toml
+COPY crates/worker/Cargo.toml ./crates/worker/Cargo.toml
+RUN cat Cargo.toml crates/*/Cargo.toml > /planned
+FROM planner AS builder
+ARG SERVICE
+COPY crates/common/ ./crates/common/
+COPY crates/${SERVICE}/ ./crates/${SERVICE}/
+RUN ls -lR crates > /listing
+"""
+
+
+def _base_image(docker_client: object) -> str:
+    """The runtime base image bootstrap-images.sh made (never pulled)."""
+    env = {}
+    for raw in (REPO / "demo-workspace" / ".env").read_text().splitlines():
+        k, _, v = raw.partition("=")
+        env[k.strip()] = v.strip()
+    image = env.get("RUNTIME_IMAGE", "debian:bookworm-slim")
+    try:
+        docker_client.images.get(image)  # type: ignore[attr-defined]
+    except Exception as exc:
+        msg = f"base image {image} missing ({exc}); run demo-workspace/scripts/bootstrap-images.sh"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return image
+
+
+@pytest.mark.docker
+def test_fingerprint_first_miss_matches_buildkit(tmp_path: Path, docker_client: object) -> None:
+    """Change files, predict with fingerprints, build with BuildKit, compare the first missed step.
+
+    Covers the measured rules: touch -> all cached; chmod -> the COPY holding the file; a service
+    source -> its builder COPY; a manifest -> the planner COPY, and for a second service after
+    the first one's rebuild (shared cache) -> its first ARG-keyed RUN; a .dockerignored file -> nothing.
+    """
+    import asyncio
+    import uuid
+
+    from attune_console.core.docker_conn import DockerConnection
+    from attune_console.core.engine import BuildEngine, BuildTarget
+
+    base = _base_image(docker_client)
+    tag = f"attune-fp-test-{uuid.uuid4().hex[:8]}"
+    root = make_workspace(tmp_path, dockerfile=BK_DOCKERFILE, name=tag)
+    # unique content so earlier runs on this daemon cannot have cached any of it
+    (root / "Cargo.lock").write_text(f"version = 3\n# {tag}\n")
+    compose = COMPOSE.replace("SERVICE: ${API_BIN:-api}", f"SERVICE: api\n        BASE: {base}").replace(
+        "SERVICE: worker", f"SERVICE: worker\n        BASE: {base}"
+    )
+    (root / "docker-compose.yaml").write_text(compose)
+    engine = BuildEngine(DockerConnection(), concurrency=1)
+    images: list[str] = []
+
+    def build(service: str):  # type: ignore[no-untyped-def]
+        w = load(root)
+        b = w.builds[service]
+        target = BuildTarget(service, f"{tag}-{service}", b.context, b.dockerfile, dict(b.args), None)
+        run = asyncio.run(engine.build(target))
+        assert run.state.value == "done", (run.error, run.last_log_lines(10))
+        if run.image_id:
+            images.append(run.image_id)
+        return run, fingerprint(w, service)
+
+    def actual(run) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+        m = run.first_missed_step
+        return None if m is None else (m.stage, m.instruction)
+
+    def predicted(
+        old: ServiceFingerprint, service: str, cached: set[str] | None = None
+    ) -> tuple[str, str] | None:
+        m = first_miss(old, fingerprint(load(root), service), cached or set())
+        return None if m is None else (m.stage, m.instruction)
+
+    try:
+        _, fp_api = build("api")
+        _, fp_worker = build("worker")
+
+        os.utime(root / "crates/api/src/main.rs", ns=(10**9, 10**9))
+        assert predicted(fp_api, "api") is None
+        run, fp_api = build("api")
+        assert actual(run) is None
+
+        (root / "crates/api/src/main.rs").chmod(0o755)
+        expect = ("builder", "COPY crates/api/ ./crates/api/")
+        assert predicted(fp_api, "api") == expect
+        run, fp_api = build("api")
+        assert actual(run) == expect
+
+        (root / "crates/common/README.md").write_text("dockerignored\n")
+        assert predicted(fp_api, "api") is None
+
+        with (root / "Cargo.toml").open("a") as fh:
+            fh.write(f"# {tag} edit\n")
+        expect = ("planner", "COPY Cargo.toml Cargo.lock ./")
+        assert predicted(fp_api, "api") == expect
+        assert predicted(fp_worker, "worker") == expect  # before api's rebuild
+        run, fp_api = build("api")
+        assert actual(run) == expect
+        shared = predicted(fp_worker, "worker", fp_api.keys())
+        assert shared == ("planner", "RUN cat Cargo.toml crates/*/Cargo.toml > /planned")
+        run, fp_worker = build("worker")
+        assert actual(run) == shared
+    finally:
+        for ref in [f"{tag}-api", f"{tag}-worker", *images]:
+            with contextlib.suppress(Exception):
+                docker_client.images.remove(ref, force=True)  # type: ignore[attr-defined]
