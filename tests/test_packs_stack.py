@@ -32,7 +32,15 @@ from attune_console.core import compose_cli
 from attune_console.core.compose import ComposeProject, load_compose
 from attune_console.core.logs import LogFollower, LogLine, LogNotice
 from attune_console.core.packs import HELPER_LABEL
-from attune_console.core.services import ServiceMonitor, ServiceState, restart_service
+from attune_console.core.services import (
+    ServiceMonitor,
+    ServiceState,
+    recreate_service,
+    restart_service,
+    service_state,
+    stop_service,
+    up_stack,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo-workspace"
@@ -287,3 +295,34 @@ def test_build_binaries_ships_an_executable_sensor_and_leaves_no_container(
     assert stack.client.containers.list(all=True, filters={"label": "io.attune-console.pack-binaries"}) == []
     assert "pack-binaries: built" in out, "the build engine's progress was not shown"
     assert " CACHED" in out or " DONE" in out
+
+
+async def test_recreate_runs_a_newer_image_and_up_brings_a_stopped_service_back(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # compose interpolates the published port from the environment, as for the user's own shell
+    monkeypatch.setenv("ATTUNE_API_HOST_PORT", str(stack.port))
+    svc = stack.project.services["api"]
+    api = stack.api()
+    built = api.attrs["Image"]
+    # A "newly built" image without a rebuild: the running container committed under the service's tag.
+    repo, _, tag = svc.image.partition(":")
+    newer = await asyncio.to_thread(api.commit, repository=repo, tag=tag or "latest")
+    try:
+        before = service_state(stack.client, stack.project, svc)
+        assert before.stale and before.built_image_id == newer.id
+        await recreate_service(stack.client, stack.project, "api")
+        after = service_state(stack.client, stack.project, svc)
+        assert after.state == "running" and not after.stale
+        assert after.containers[0].id != api.id and after.containers[0].image_id == newer.id
+        _wait_health(stack)
+        assert "core" in {p["name"] for p in stack.get("/live")["packs"]}  # the volume is mounted again
+
+        assert stop_service(stack.client, stack.project.name, "api") == "stopped 1 container(s)"
+        assert service_state(stack.client, stack.project, svc).state == "exited"
+        await up_stack(stack.client, stack.project, ["api"])
+        assert service_state(stack.client, stack.project, svc).state == "running"
+        _wait_health(stack)
+    finally:
+        with contextlib.suppress(Exception):  # the image the stack was built with, now untagged
+            stack.client.images.remove(built)
