@@ -147,16 +147,18 @@ class JsonPrinter:
 def _fingerprints(root: Any, services: list[str]) -> dict[str, str]:
     """Impact fingerprints of the services as they are on disk now (best effort; history only)."""
     try:
+        from attune_console.core import model
+        from attune_console.core.engine import PACK_BINARIES
         from attune_console.core.fingerprint import fingerprint
-        from attune_console.core.model import Workspace
 
-        ws = Workspace.load(root)
+        ws = model.Workspace.load(root)
     except Exception:
         return {}
     out = {}
     for s in services:
+        key = model.PACK_BINARIES if s == PACK_BINARIES else s  # the model's name for that build
         with contextlib.suppress(Exception):
-            out[s] = fingerprint(ws, s).to_json()
+            out[s] = fingerprint(ws, key).to_json()
     return out
 
 
