@@ -410,12 +410,21 @@ def _limit(plan: Plan, paths: list[str]) -> Plan:
 # One stat line per entry; its SHA-256 is the volume's signature.
 _LISTING = "find . -mindepth 1 -path './.attune-*' -prune -o -printf '%y %m %s %T@ %i\\0%P\\0%l\\0'"
 
+# The content hashes are re-computed unless the volume's listing still has the signature the
+# last commit recorded next to its hashes (``.attune-state``): then those hashes are current.
 STATUS_SCRIPT = f"""
 cd {MOUNT} || exit 3
 for t in ./.attune-txn-*; do [ -d "$t" ] && printf '%s\\n' "${{t#./}}" >&2; done
-{_LISTING}
+{_LISTING} > /tmp/attune-listing || exit 5
+cat /tmp/attune-listing
 printf 'END\\0'
-find . -mindepth 1 -path './.attune-*' -prune -o -type f -print0 | xargs -0 -r sha256sum -z
+sig=$(sha256sum < /tmp/attune-listing | cut -c1-64)
+if [ -f ./.attune-state/hashes ] && [ "$(cat ./.attune-state/sig 2>/dev/null)" = "$sig" ]; then
+  cat ./.attune-state/hashes
+  echo "hashes from the manifest" >&2
+else
+  find . -mindepth 1 -path './.attune-*' -prune -o -type f -print0 | xargs -0 -r sha256sum -z
+fi
 """
 
 SIGNATURE_SCRIPT = f"""
@@ -498,8 +507,14 @@ while IFS= read -r p; do
   mv "$T/packs/$p" "./$p" || fail "cannot move pack $p into place"
 done < "$L/newpacks"
 : > "$T/DONE"
+mkdir -p ./.attune-state && mv -f "$T/hashes" ./.attune-state/hashes.new
 rm -rf "$T"
-{_LISTING} | sha256sum | cut -c1-64
+sig=$({_LISTING} | sha256sum | cut -c1-64)
+if [ -f ./.attune-state/hashes.new ]; then
+  mv -f ./.attune-state/hashes.new ./.attune-state/hashes
+  printf '%s' "$sig" > ./.attune-state/sig.new && mv -f ./.attune-state/sig.new ./.attune-state/sig
+fi
+echo "$sig"
 """
 
 
@@ -595,6 +610,32 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def manifest(entries: Mapping[str, Entry]) -> bytes:
+    """``sha256sum -z`` output for the files of ``entries``, as the status script prints it."""
+    return "".join(f"{e.digest}  ./{p}\0" for p, e in sorted(entries.items()) if e.kind == "f").encode()
+
+
+def apply_plan(remote: Mapping[str, Entry], plan: Plan, local: Mapping[str, Entry]) -> dict[str, Entry]:
+    """The volume's entries after ``plan`` succeeds on a volume holding ``remote``."""
+    out = dict(remote)
+    for p in plan.remove:
+        out.pop(p, None)
+    for pack in plan.old_packs:
+        for p in [p for p in out if p == pack or p.startswith(pack + "/")]:
+            del out[p]
+    for d in plan.rmdirs:
+        out.pop(d, None)
+    for p in plan.mkdirs:
+        out[p] = local[p]
+    for p in plan.put:
+        out[p] = local[p]
+    for pack in plan.new_packs:
+        for p, e in local.items():
+            if p == pack or p.startswith(pack + "/"):
+                out[p] = e
+    return out
+
+
 def build_tar(
     txn: str,
     plan: Plan,
@@ -602,6 +643,7 @@ def build_tar(
     local: Mapping[str, Entry],
     remote: Mapping[str, Entry],
     out: IO[bytes],
+    after: Mapping[str, Entry] | None = None,
 ) -> None:
     """Write the staging tree of one transaction (to extract at the volume root) into ``out``."""
     root = f"{TXN_PREFIX}{txn}"
@@ -627,6 +669,8 @@ def build_tar(
         }
         for name, items in lists.items():
             _add_bytes(tar, f"{root}/lists/{name}", lines(items))
+        if after is not None:  # the whole volume's hashes after this commit, recorded with its signature
+            _add_bytes(tar, f"{root}/hashes", manifest(after))
         _add_bytes(tar, f"{root}/lists/remove0", nul(plan.remove))
         _add_bytes(tar, f"{root}/lists/putnew0", nul(p for p in plan.put if p not in backed))
         for prefix, paths in (("b", backup), ("p", plan.put)):
@@ -797,6 +841,8 @@ class PacksSession:
         self._remote: dict[str, Entry] | None = None
         self._signature: str | None = None
         self.recovered: list[str] = []
+        #: Whether the last listing took the content hashes from the manifest of the last commit.
+        self.used_manifest = False
 
     # lifecycle
 
@@ -902,6 +948,7 @@ class PacksSession:
         code, out, err = self._exec(STATUS_SCRIPT)
         if code != 0:
             raise PacksError(f"listing the packs volume failed: {err.decode(errors='replace').strip()}")
+        self.used_manifest = b"hashes from the manifest" in err
         entries, signature = parse_status_output(out)
         self._remote, self._signature = entries, signature
         return entries, signature
@@ -972,8 +1019,9 @@ class PacksSession:
 
         txn = uuid.uuid4().hex[:12]
         c = self._helper()
+        after = apply_plan(self._remote or {}, plan, local)
         with tempfile.SpooledTemporaryFile(max_size=32 << 20) as buf:
-            build_tar(txn, plan, self.packs_dir, local, remote, buf)
+            build_tar(txn, plan, self.packs_dir, local, remote, buf, after)
             sent = buf.tell()
             buf.seek(0)
             self.progress("upload", {"bytes": sent, "files": len(plan.put), "packs": len(plan.new_packs)})
@@ -998,7 +1046,7 @@ class PacksSession:
                 f"refresh of volume {self.target.volume} failed ({why}); the volume was rolled back to its "
                 "previous content"
             )
-        self._apply_to_cache(plan, local)
+        self._remote = after
         self._signature = out.decode().strip() or None
         self.progress("done", {"txn": txn})
         return 0, text, sent
@@ -1021,27 +1069,6 @@ class PacksSession:
                 f"refresh failed and the rollback could not run yet ({exc}); the next status or "
                 "refresh rolls the volume back"
             ) from exc
-
-    def _apply_to_cache(self, plan: Plan, local: Mapping[str, Entry]) -> None:
-        remote = dict(self._remote or {})
-        for p in plan.remove:
-            remote.pop(p, None)
-        for pack in plan.old_packs:
-            for p in [p for p in remote if p == pack or p.startswith(pack + "/")]:
-                del remote[p]
-        for d in plan.rmdirs:
-            remote.pop(d, None)
-        for p in plan.mkdirs:
-            remote[p] = local[p]
-        for p in plan.put:
-            remote[p] = local[p]
-            for d in _parents(p):
-                remote.setdefault(d, local.get(d, Entry(d, "d", 0o755, 0, "")))
-        for pack in plan.new_packs:
-            for p, e in local.items():
-                if p == pack or p.startswith(pack + "/"):
-                    remote[p] = e
-        self._remote = remote
 
 
 def _explain_api_error(exc: Any, volume: str) -> str:

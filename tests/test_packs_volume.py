@@ -144,8 +144,15 @@ def test_refresh_notices_a_volume_changed_behind_its_back(workspace: Path, docke
     project = load_compose(workspace)
     with PacksSession(docker_client, project) as s:
         s.refresh()
+        with PacksSession(docker_client, project) as fresh:
+            assert fresh.status().in_sync
+            assert fresh.used_manifest  # the commit's recorded hashes match the volume's listing
         # Someone else (init-packs, a person with docker exec) edits the volume meanwhile.
         s._helper().exec_run(["sh", "-c", "echo tampered > /v/core/actions/echo.yaml"])
+        with PacksSession(docker_client, project) as fresh:
+            st = fresh.status()
+            assert not fresh.used_manifest  # listing changed: content hashed again
+            assert st.packs[0].changed == ["core/actions/echo.yaml"]
         (workspace / "packs" / "core" / "actions" / "other.yaml").write_text("o")
         res = s.refresh()
         assert "core/actions/echo.yaml" in res.plan.put  # the signature check forced a re-read
