@@ -23,6 +23,7 @@ import tomllib
 
 from attune_console.core.fingerprint import fingerprints
 from attune_console.core.impact import impact
+from attune_console.core.lints import check
 from attune_console.core.model import Workspace
 
 
@@ -138,6 +139,10 @@ def main() -> int:
             root_reloads.append(time.perf_counter() - t0)
 
         t0 = time.perf_counter()
+        n_findings = len(check(ws))
+        t_check = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
         fingerprints(ws)
         t_fp_cold = time.perf_counter() - t0
         t_fp_warm = best(lambda: fingerprints(ws), repeat=3)
@@ -155,6 +160,7 @@ def main() -> int:
         f"median {statistics.median(reloads) * ms:.2f} ms "
         f"(bare tomllib {base_reload * ms:.3f} ms, x{t_reload / base_reload:.1f})  target < 20 ms",
         f"         root manifest edit: {min(root_reloads) * ms:.1f} ms (members re-used by size+mtime)",
+        f"check:   {t_check * ms:8.1f} ms  ({n_findings} findings)",
         f"fingerprints (all {len(ws.builds)} builds): cold {t_fp_cold * ms:.1f} ms, "
         f"warm {t_fp_warm * ms:.1f} ms",
     ]

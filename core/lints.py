@@ -34,6 +34,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from attune_console.core.cargo import Crate
 from attune_console.core.dockerfile import BuildPlan, Step, expand
@@ -167,22 +168,58 @@ def cargo_builds(plan: BuildPlan) -> list[int]:
     return [i for i, s in enumerate(plan.steps) if s.keyword == "RUN" and _CARGO_BUILD.search(s.name or "")]
 
 
-def _copied(plan: BuildPlan, chain: list[int], path: str, ws: Workspace, b: ServiceBuild) -> Step | None:
-    """The context ``COPY`` in ``chain`` that brings ``path`` into the image (after .dockerignore)."""
-    ctx_rel = ws.rel(b.context) or ""
-    cpath = path
-    if ctx_rel not in ("", "."):
-        if not path.startswith(ctx_rel + "/"):
+class _Presence:
+    """What the context ``COPY`` steps of one chain bring in, indexed by literal source path.
+
+    ``find(path)`` costs one dict probe per path component (plus the rare glob), so checking
+    300 members against 300 ``COPY`` steps for 40 services stays well under a second.
+    """
+
+    def __init__(self, ws: Workspace, b: ServiceBuild, plan: BuildPlan, chain: list[int]) -> None:
+        ctx_rel = ws.rel(b.context) or ""
+        self.prefix = "" if ctx_rel in ("", ".") else ctx_rel + "/"
+        self.ignore = ws.ignores.get(b.context)
+        self.exact: dict[str, Step] = {}
+        self.globs: list[tuple[list[str], Step]] = []
+        for j in chain:
+            st = plan.steps[j]
+            for src in st.sources:
+                if any(c in src for c in "*?["):
+                    self.globs.append((src.split("/"), st))
+                else:
+                    self.exact.setdefault("" if src == "." else src, st)
+
+    def find(self, path: str) -> Step | None:
+        """The first ``COPY`` that brings ``path`` (workspace-relative) in, after .dockerignore."""
+        if self.prefix:
+            if not path.startswith(self.prefix):
+                return None
+            path = path[len(self.prefix) :]
+        if self.ignore is not None and self.ignore.excluded(path):
             return None
-        cpath = path[len(ctx_rel) + 1 :]
-    ignore = ws.ignores.get(b.context)
-    if ignore is not None and ignore.excluded(cpath):
-        return None
-    for j in chain:
-        st = plan.steps[j]
-        if any(covers(src, cpath) for src in st.sources):
-            return st
-    return None
+        best: Step | None = None
+        hit = self.exact.get("")
+        if hit is not None:
+            best = hit
+        i = path.find("/")
+        while True:
+            pfx = path if i < 0 else path[:i]
+            hit = self.exact.get(pfx)
+            if hit is not None and (best is None or hit.instr.line < best.instr.line):
+                best = hit
+            if i < 0:
+                break
+            i = path.find("/", i + 1)
+        if self.globs:
+            parts = path.split("/")
+            for gparts, st in self.globs:
+                if (
+                    (best is None or st.instr.line < best.instr.line)
+                    and len(gparts) <= len(parts)
+                    and all(fnmatch.fnmatchcase(p, g) for g, p in zip(gparts, parts, strict=False))
+                ):
+                    best = st
+        return best
 
 
 def _dummies(plan: BuildPlan, chain: list[int]) -> set[str]:
@@ -205,12 +242,18 @@ def _is_target_mount(m: dict[str, str]) -> bool:
 # --- lints ------------------------------------------------------------------------------------
 
 
-def _lint_members(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan) -> None:
-    """AC101 / AC102: before every cargo run, every member's manifest and target files exist."""
+def _lint_members(
+    out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan, reported: set[tuple[Path, str, str]]
+) -> None:
+    """AC101 / AC102: before every cargo run, every member's manifest and target files exist.
+
+    Reported once per Dockerfile and crate (the first cargo run that lacks it), not per service.
+    """
     for i in cargo_builds(plan):
         step = plan.steps[i]
         chain = chain_before(plan, i)
         dummies = _dummies(plan, chain)
+        present = _Presence(ws, b, plan, chain)
         last_manifest_copy = max(
             (plan.steps[j] for j in chain if any(s.endswith("Cargo.toml") for s in plan.steps[j].sources)),
             key=lambda s: s.instr.line,
@@ -218,7 +261,10 @@ def _lint_members(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan) ->
         )
         for crate in ws.cargo.members.values():
             manifest = f"{crate.dir}/Cargo.toml" if crate.dir != "." else "Cargo.toml"
-            if _copied(plan, chain, manifest, ws, b) is None:
+            if (step.instr.file, crate.dir, "AC101") in reported:
+                continue
+            if present.find(manifest) is None:
+                reported.add((step.instr.file, crate.dir, "AC101"))
                 out.add(
                     "AC101",
                     step.instr.file,
@@ -230,13 +276,15 @@ def _lint_members(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan) ->
                     "with the other manifests",
                 )
                 continue
+            if (step.instr.file, crate.dir, "AC102") in reported:
+                continue
             missing = [
                 f
                 for f in crate.target_files
-                if _copied(plan, chain, _join(crate.dir, f), ws, b) is None
-                and _join(crate.dir, f) not in dummies
+                if present.find(_join(crate.dir, f)) is None and _join(crate.dir, f) not in dummies
             ]
             if missing:
+                reported.add((step.instr.file, crate.dir, "AC102"))
                 out.add(
                     "AC102",
                     step.instr.file,
@@ -290,13 +338,14 @@ def _lint_final_build(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan
     if owner is None:
         return
     dummies = _dummies(plan, chain)
+    present = _Presence(ws, b, plan, chain)
     really: list[tuple[str, Step]] = []
     for d in ws.cargo.closure(owner.dir):
         crate = ws.cargo.members[d]
         files = [_join(d, f) for f in crate.target_files] or [_join(d, "src/lib.rs")]
         src_copy = None
         for f in files:
-            src_copy = _copied(plan, chain, f, ws, b)
+            src_copy = present.find(f)
             if src_copy is not None:
                 break
         if src_copy is None:
@@ -408,34 +457,58 @@ def _lint_mounts(out: _Out, ws: Workspace) -> None:
                 )
 
 
-def _lint_broad_copy(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan) -> None:
-    """AC130: a COPY of several members' sources (or the whole context) before the final build."""
+def _lint_broad_copy(
+    out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan, under: dict[str, int]
+) -> None:
+    """AC130: a COPY of several members' sources (or the whole context) before the final build.
+
+    ``under`` maps every directory to the number of member crates below (or at) it.
+    """
     builds = cargo_builds(plan)
     if not builds:
         return
-    final = builds[-1]
-    members = [c.dir for c in ws.cargo.members.values() if c.dir != "."]
-    if len(members) < 2:
+    total = sum(1 for c in ws.cargo.members.values() if c.dir != ".")
+    if total < 2:
         return
-    for j in [*chain_before(plan, final)]:
+    ctx_rel = ws.rel(b.context) or ""
+    prefix = "" if ctx_rel in ("", ".") else ctx_rel + "/"
+    for j in chain_before(plan, builds[-1]):
         st = plan.steps[j]
         for src in st.sources:
-            hit = [
-                d for d in members if covers(src, f"{d}/src/x.rs") or (src and covers(src + "/x", f"{d}/x"))
-            ]
-            if src in ("", ".") or len([d for d in members if d.startswith(src + "/") or src == ""]) >= 2:
-                hit = hit or members
-            if len(hit) >= 2:
+            if src in ("", "."):
+                n = under.get(ctx_rel if prefix else "", total)
+            elif any(c in src for c in "*?["):
+                n = sum(
+                    1
+                    for d in under
+                    if under[d] and covers(prefix + src, d) and d.count("/") == src.count("/")
+                )
+            else:
+                n = under.get(prefix + src, 0)
+            if n >= 2:
                 out.add(
                     "AC130",
                     st.instr.file,
                     st.instr.line,
-                    f"'{_short(st)}' copies the sources of {len(hit)} crates in one layer before the build: "
+                    f"'{_short(st)}' copies the sources of {n} crates in one layer before the build: "
                     "a change in any of them rebuilds every service",
                     "copy only the crates the service needs: `COPY crates/common/ ./crates/common/` and "
                     "`COPY crates/${SERVICE}/ ./crates/${SERVICE}/`",
                 )
                 break
+
+
+def _members_under(ws: Workspace) -> dict[str, int]:
+    counts: dict[str, int] = {"": 0}
+    for c in ws.cargo.members.values():
+        if c.dir == ".":
+            continue
+        counts[""] += 1
+        parts = c.dir.split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            counts[d] = counts.get(d, 0) + 1
+    return counts
 
 
 def _lint_packs(out: _Out, ws: Workspace) -> None:
@@ -592,6 +665,8 @@ def check(ws: Workspace, config: LintConfig | None = None) -> list[Finding]:
         )
     _lint_dockerfiles(out, ws)
     seen_plans: set[int] = set()
+    reported: set[tuple[Path, str, str]] = set()
+    under = _members_under(ws)
     for b in ws.builds.values():
         if b.plan is None:
             continue
@@ -599,8 +674,8 @@ def check(ws: Workspace, config: LintConfig | None = None) -> list[Finding]:
         if id(b.plan) in seen_plans:
             continue
         seen_plans.add(id(b.plan))
-        _lint_members(out, ws, b, b.plan)
-        _lint_broad_copy(out, ws, b, b.plan)
+        _lint_members(out, ws, b, b.plan, reported)
+        _lint_broad_copy(out, ws, b, b.plan, under)
     _lint_mounts(out, ws)
     _lint_packs(out, ws)
     findings = [f for f in out.items.values() if not config.silenced(f.code, f.file)]
