@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,20 +136,23 @@ class DockerConnection:
         self._environ = environ
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()  # builds run in worker threads; make one client, not one each
         self.last_error: str | None = None
 
     def client(self) -> docker.DockerClient:
-        if self._client is None:
-            try:
-                self._client = make_client(self._environ, self._timeout)
-                self.last_error = None
-            except DockerUnavailable as exc:
-                self.last_error = str(exc)
-                raise
-        return self._client
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = make_client(self._environ, self._timeout)
+                    self.last_error = None
+                except DockerUnavailable as exc:
+                    self.last_error = str(exc)
+                    raise
+            return self._client
 
     def invalidate(self) -> None:
-        client, self._client = self._client, None
+        with self._lock:
+            client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
