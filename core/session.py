@@ -226,7 +226,11 @@ class ConsoleSession:
         return [n for n, t in self._tasks.items() if not t.done()]
 
     def stale_targets(self) -> list[str]:
-        return [n for n, r in self.rows.items() if r.buildable and r.build_state == "stale"]
+        """Services whose image is out of date: predicted stale, never built, or last build failed."""
+        wanted = ("stale", "not built", "failed")
+        return [
+            n for n, r in self.rows.items() if r.kind == "service" and r.buildable and r.build_state in wanted
+        ]
 
     def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         async def runner() -> None:
@@ -262,15 +266,21 @@ class ConsoleSession:
 
     async def _monitor(self) -> None:
         """Ping the daemon; on loss show the banner, on return reconnect the followers."""
+        last_problem = ""
         while True:
             try:
-                await asyncio.wait_for(self.backend.ping(), timeout=5)
+                await asyncio.wait_for(self.backend.ping(), timeout=10)
                 status = await self.backend.container_status()
             except (DockerUnavailable, TimeoutError, OSError) as exc:
                 self._set_daemon(False, str(exc) or "Docker daemon not answering")
-            except Exception as exc:  # an unexpected failure must not stop the monitor
-                self._set_daemon(False, f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the daemon answers, but reading state failed: say so once
+                self._set_daemon(True, "")
+                problem = str(exc) or type(exc).__name__
+                if problem != last_problem:
+                    last_problem = problem
+                    self.notify(problem, "warning")
             else:
+                last_problem = ""
                 self._set_daemon(True, "")
                 self._apply_status(status)
             await asyncio.sleep(self.monitor_interval)
@@ -740,7 +750,7 @@ class DockerBackend:
                 if monitor is not None:
                     with contextlib.suppress(Exception):
                         monitor.stop()  # type: ignore[attr-defined]
-                monitor = services_mod.ServiceMonitor(self._client(), self.project, with_source=False)
+                monitor = services_mod.ServiceMonitor(self._client(), self.project)
                 monitor.start()
                 self._monitor = monitor
             states = monitor.states()  # type: ignore[attr-defined]
@@ -756,13 +766,18 @@ class DockerBackend:
                 )
             return out
 
+        from attune_console.core.docker_conn import explain, is_connection_error
+
         try:
             return await asyncio.to_thread(read)
         except DockerUnavailable:
             raise
         except Exception as exc:
             self._monitor = None
-            raise DockerUnavailable(str(exc)) from exc
+            if is_connection_error(exc):
+                self.connection.invalidate()
+                raise DockerUnavailable(explain(exc)) from exc
+            raise AttuneError(f"reading container state failed: {exc}") from exc
 
     # -- builds ------------------------------------------------------------------------
     async def build(self, target: str, *, no_cache: bool, on_run: Callable[[BuildRun], None]) -> BuildRun:

@@ -236,8 +236,10 @@ async def test_P_builds_pack_binaries_then_installs_them(tmp_path: Path) -> None
 
 async def test_watch_auto_rebuild_and_B(tmp_path: Path) -> None:
     fb = FakeBackend(impact_result=stale_api())
+    fb.status = {name: ContainerStatus("running", None, image_created=1.0) for name in fb.targets()}
     app, session, _ = make_app(tmp_path, fb)
     async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: session.rows["executor"].build_state == "built")
         await pilot.press("w")
         assert session.watching
         assert "watch on" in app.sub_title or "watch on" in str(app.sub_title)
