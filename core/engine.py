@@ -388,7 +388,7 @@ class BuildEngine:
             self.connection.invalidate()
             run.finish(RunState.ERROR, error=job.lost_connection)
         elif job.error is not None:
-            run.finish(RunState.ERROR, error=job.error)
+            run.finish(RunState.ERROR, error=_with_hint(job.error))
         elif job.image_id:
             run.finish(RunState.DONE, image_id=job.image_id)
         else:
@@ -426,6 +426,8 @@ class BuildEngine:
     def deliver(self, job: _Job, items: list[StreamItem]) -> None:
         """Apply decoded stream items to the run (on the event loop)."""
         run = job.run
+        if run.state.finished:  # late messages of a run already ended (cancelled): drop them
+            return
         t0 = time.thread_time()
         for item in items:
             kind = item.kind
@@ -531,6 +533,33 @@ class BuildEngine:
                 record.close()
             job.run.decode_cpu_s += decode_cpu
             job.run.client_cpu_s += time.thread_time() - cpu0
+
+
+_HINTS = (
+    (
+        re.compile(r"failed to (do request|resolve source metadata).*docker/dockerfile", re.S),
+        "the Dockerfile's '# syntax=' line makes BuildKit fetch a frontend image from a registry, and "
+        "none answered: remove the line (the daemon's built-in frontend is used then) or make the "
+        "registry reachable",
+    ),
+    (
+        re.compile(
+            r"failed to create LLB definition: .*(failed to do request|pull access denied|not found)"
+            r"|pull access denied|manifest unknown",
+            re.S,
+        ),
+        "a base image is neither local nor pullable: build or pull it first (demo-workspace: "
+        "scripts/bootstrap-images.sh writes the local base image names into .env)",
+    ),
+)
+
+
+def _with_hint(error: str) -> str:
+    """The daemon's error plus what to do about it, for the failures users meet most."""
+    for pattern, hint in _HINTS:
+        if pattern.search(error):
+            return f"{error} (hint: {hint})"
+    return error
 
 
 def _until_cancelled(chunks: Iterator[bytes], job: _Job) -> Iterator[bytes]:

@@ -490,3 +490,24 @@ def test_explain_gives_actionable_messages() -> None:
     remote = Endpoint("tcp://10.0.0.5:2376", source="context farm")
     assert "(from context farm)" in explain(ConnectionRefusedError(111, "Connection refused"), remote)
     assert "TLS" in explain(OSError("SSL: CERTIFICATE_VERIFY_FAILED"), remote)
+
+
+def test_daemon_errors_get_a_hint() -> None:
+    from attune_console.core.engine import _with_hint
+
+    # Both messages as the 20.10 daemon sent them on this machine (offline), resolver address elided.
+    syntax = (
+        "failed to solve with frontend dockerfile.v0: failed to solve with frontend gateway.v0: failed to do "
+        'request: Head "https://registry-1.docker.io/v2/docker/dockerfile/manifests/1": dial tcp: lookup '
+        "registry-1.docker.io: no such host"
+    )
+    base = (
+        "failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request: "
+        'Head "https://registry-1.docker.io/v2/library/nope/manifests/1": dial tcp: lookup '
+        "registry-1.docker.io: no such host"
+    )
+    assert "remove the line" in _with_hint(syntax)
+    assert "bootstrap-images.sh" in _with_hint(base) and "remove the line" not in _with_hint(base)
+    assert (
+        _with_hint("executor failed running [x]: exit code: 1") == "executor failed running [x]: exit code: 1"
+    )

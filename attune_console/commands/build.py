@@ -204,6 +204,9 @@ async def _main(args: argparse.Namespace, root: Any) -> int:
         nonlocal interrupted
         interrupted = True
         engine.cancel_all()
+        # A second Ctrl-C is not caught: it interrupts for good even if the daemon does not answer.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
