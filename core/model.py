@@ -19,7 +19,7 @@ from pathlib import Path
 
 from attune_console.core.cargo import CargoWorkspace, load_cargo, load_crate, read_toml
 from attune_console.core.compose import ComposeProject, ComposeService, load_compose
-from attune_console.core.dockerfile import BuildPlan, Dockerfile, parse, resolve
+from attune_console.core.dockerfile import BuildPlan, Dockerfile, ResolveCache, parse, resolve
 from attune_console.core.dockerignore import DockerIgnore
 from attune_console.core.errors import InputError
 
@@ -68,6 +68,7 @@ class Workspace:
     file_digests: dict[str, tuple[int, int, int, str]] = field(default_factory=dict)
     _stat: dict[Path, tuple[int, int]] = field(default_factory=dict)
     _index: object | None = None
+    _resolve_caches: dict[Path, ResolveCache] = field(default_factory=dict)
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -131,11 +132,13 @@ class Workspace:
         self._ignore(context)
         if df is None:
             return ServiceBuild(name, context, dockerfile, None, svc, problem="Dockerfile not found")
-        return ServiceBuild(name, context, dockerfile, resolve(df, args, target), svc)
+        cache = self._resolve_caches.setdefault(dockerfile, ResolveCache())
+        return ServiceBuild(name, context, dockerfile, resolve(df, args, target, cache), svc)
 
     def _rebuild_builds(self, only_dockerfiles: set[Path] | None = None) -> None:
         """(Re)resolve the builds, all of them or only those of ``only_dockerfiles``."""
         plans_cache: dict[tuple[Path, tuple[tuple[str, str], ...], str | None], BuildPlan | None] = {}
+        self._resolve_caches = {}  # instruction expansions shared by the services of one Dockerfile
         builds: dict[str, ServiceBuild] = {}
         for name, svc in self.compose.services.items():
             if svc.build is None:
