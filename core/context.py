@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from docker.utils.build import exclude_paths
@@ -63,8 +63,7 @@ def context_paths(root: Path, dockerfile: str = "Dockerfile") -> list[str]:
     return sorted(p.replace(os.sep, "/") for p in included if p and p != ".")
 
 
-def _tarinfo(root: Path, rel: str) -> tuple[tarfile.TarInfo, Path | None]:
-    full = root / rel
+def _tarinfo(full: Path, rel: str) -> tuple[tarfile.TarInfo, Path | None]:
     st = os.lstat(full)
     info = tarfile.TarInfo(rel)
     info.mode = stat.S_IMODE(st.st_mode)
@@ -89,18 +88,23 @@ class _Skip(Exception):
     pass
 
 
-def iter_context_tar(root: Path, dockerfile: str = "Dockerfile") -> Iterator[bytes]:
+def iter_context_tar(
+    root: Path, dockerfile: str = "Dockerfile", extra: Mapping[str, Path] | None = None
+) -> Iterator[bytes]:
     """Yield the GNU tar of ``root`` (after ``.dockerignore``) in bounded chunks.
 
     ``dockerfile`` is the Dockerfile path relative to ``root`` (always included, as docker does).
+    ``extra`` maps archive names to files outside ``root`` to add (a Dockerfile that lives elsewhere).
     A file that changes size while it is read is padded or truncated to its header size so the archive
     stays valid; the next build sees the new content.
     """
     root = Path(root)
     written = 0
-    for rel in context_paths(root, dockerfile):
+    members: list[tuple[str, Path]] = [(rel, root / rel) for rel in context_paths(root, dockerfile)]
+    members += sorted((name, Path(path)) for name, path in (extra or {}).items())
+    for rel, full in members:
         try:
-            info, source = _tarinfo(root, rel)
+            info, source = _tarinfo(full, rel)
         except (_Skip, FileNotFoundError):
             continue
         header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")

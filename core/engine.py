@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -93,15 +94,26 @@ class BuildTarget:
 
     @property
     def dockerfile_in_context(self) -> str:
-        """The Dockerfile path relative to the context (what ``/build`` expects)."""
+        """The Dockerfile path as ``/build`` gets it: relative to the context.
+
+        A Dockerfile outside the context (compose allows ``dockerfile: ../x/Dockerfile``) is sent inside
+        the context tar under a name derived from its path, as the docker CLI does.
+        """
         try:
             return self.dockerfile.resolve().relative_to(self.context.resolve()).as_posix()
         except ValueError:
-            raise InputError(
-                f"the Dockerfile {self.dockerfile} is outside the build context {self.context}; "
-                "move it inside the context (attune-console sends only the context)",
-                self.dockerfile,
-            ) from None
+            digest = hashlib.sha256(str(self.dockerfile.resolve()).encode()).hexdigest()[:16]
+            return f".attune-dockerfile-{digest}"
+
+    @property
+    def extra_context_files(self) -> dict[str, Path]:
+        """Files to add to the context tar (the Dockerfile when it lives outside the context)."""
+        name = self.dockerfile_in_context
+        if name.startswith(".attune-dockerfile-"):
+            if not self.dockerfile.is_file():
+                raise InputError("Dockerfile not found", self.dockerfile)
+            return {name: self.dockerfile}
+        return {}
 
 
 def pack_binaries_target(project: ComposeProject, image: str | None = None) -> BuildTarget:
@@ -472,7 +484,8 @@ class BuildEngine:
             record = open(self.record_dir / f"{job.target.service}-{job.build_id[:12]}.jsonl", "wb")  # noqa: SIM115
         decode_cpu = 0.0
         try:
-            body = _until_cancelled(iter_context_tar(job.target.context, params["dockerfile"]), job)
+            tar = iter_context_tar(job.target.context, params["dockerfile"], job.target.extra_context_files)
+            body = _until_cancelled(tar, job)
             try:
                 response = api._post(
                     api._url("/build"),

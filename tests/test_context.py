@@ -105,3 +105,16 @@ def test_fifo_is_skipped(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     with tarfile.open(fileobj=io.BytesIO(_tar_bytes(tmp_path, "Dockerfile"))) as tf:
         assert [m.name for m in tf.getmembers()] == ["Dockerfile"]
+
+
+def test_extra_files_are_added_after_the_context(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a")
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM scratch\n")
+    data = b"".join(iter_context_tar(ctx, ".attune-dockerfile-x", {".attune-dockerfile-x": outside}))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.getnames() == ["a.txt", ".attune-dockerfile-x"]
+        f = tf.extractfile(".attune-dockerfile-x")
+        assert f is not None and f.read() == b"FROM scratch\n"

@@ -511,3 +511,21 @@ def test_daemon_errors_get_a_hint() -> None:
     assert (
         _with_hint("executor failed running [x]: exit code: 1") == "executor failed running [x]: exit code: 1"
     )
+
+
+def test_dockerfile_outside_the_context_is_sent_inside_it(tmp_path: Path, docker_client: Any) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text(f"hello {uuid.uuid4().hex}\n")
+    dockerfile = tmp_path / "docker" / "Dockerfile.outside"
+    dockerfile.parent.mkdir()
+    dockerfile.write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    tag = f"attune-e4-outside-{uuid.uuid4().hex[:8]}"
+    run = asyncio.run(BuildEngine().build(BuildTarget("outside", tag, ctx, dockerfile)))
+    try:
+        assert run.state is RunState.DONE, run.error
+        assert [s.name for s in run.counted_steps] == ["[1/1] COPY hello.txt /hello.txt"]
+        assert run.counted_steps[0].line == 2
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(tag, force=True)
