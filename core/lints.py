@@ -335,6 +335,21 @@ def _lint_final_build(out: _Out, ws: Workspace, b: ServiceBuild, plan: BuildPlan
             "set SERVICE to one of: "
             + ", ".join(sorted(x for c in ws.cargo.members.values() for x in c.bins))[:200],
         )
+    if bin_name is None and b.compose is not None and plan.args.get("SERVICE"):
+        # no --bin to read: the SERVICE arg must still name a binary (or a member crate) of the workspace
+        arg = plan.args["SERVICE"]
+        bins = {x for c in ws.cargo.members.values() for x in c.bins}
+        crates = {c.name for c in ws.cargo.members.values()} | {
+            c.dir.rsplit("/", 1)[-1] for c in ws.cargo.members.values()
+        }
+        if arg not in bins | crates and not any(x.endswith(f"-{arg}") for x in bins):
+            out.add(
+                "AC150",
+                ws.compose.file,
+                b.compose.line,
+                f"service {b.name}: build arg SERVICE={arg!r} names no binary or crate of the workspace",
+                "set SERVICE to one of: " + ", ".join(sorted(bins))[:200],
+            )
     if owner is None:
         return
     dummies = _dummies(plan, chain)

@@ -209,6 +209,15 @@ def test_ac150_service_arg_names_no_binary(tmp_path: Path) -> None:
     assert "SERVICE='apii'" in f.message and "api" in f.fix
 
 
+def test_ac150_without_bin_flag(tmp_path: Path) -> None:
+    df = DOCKERFILE.replace("cargo build --release --bin ${SERVICE} &&", "cargo build --release &&")
+    assert df != DOCKERFILE
+    assert "AC150" not in codes(make_workspace(tmp_path, dockerfile=df))
+    root = make_workspace(tmp_path, dockerfile=df, files={".env": "API_BIN=nothing\n"}, name="ws2")
+    [f] = findings(root, "AC150")
+    assert "SERVICE='nothing'" in f.message and f.line == 7
+
+
 def test_ac151_unknown_target(tmp_path: Path) -> None:
     compose = COMPOSE.replace("        SERVICE: worker\n", "        SERVICE: worker\n      target: nope\n")
     [f] = findings(make_workspace(tmp_path, compose=compose), "AC151")
