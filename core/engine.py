@@ -272,8 +272,10 @@ class BuildEngine:
     ``history`` (optional) gets every finished run; ``fingerprints`` (optional) maps a service to the
     fingerprint to store with its successful build. ``record_dir`` (optional) writes each build's raw
     JSON lines to ``<record_dir>/<service>-<build_id>.jsonl`` (how the decoder's test fixtures were
-    recorded). ``buildx``: a :class:`~attune_console.core.buildx.BuildxBuilder` to build through instead
-    of the Engine API (see :func:`attune_console.core.buildx.detect_builder`).
+    recorded). ``keep_runs`` finished runs per service stay in ``runs`` (older ones are dropped, so a
+    long session's memory stays bounded; history keeps their summaries). ``buildx``: a
+    :class:`~attune_console.core.buildx.BuildxBuilder` to build through instead of the Engine API (see
+    :func:`attune_console.core.buildx.detect_builder`).
     """
 
     def __init__(
@@ -285,6 +287,7 @@ class BuildEngine:
         record_dir: Path | None = None,
         buildx: BuildxBuilder | None = None,
         max_log_lines: int | None = None,
+        keep_runs: int = 5,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -294,6 +297,7 @@ class BuildEngine:
         self.record_dir = record_dir
         self.buildx = buildx
         self.max_log_lines = max_log_lines
+        self.keep_runs = keep_runs
         self.fingerprints: dict[str, str] = {}
         self.runs: list[BuildRun] = []
         self._jobs: dict[int, _Job] = {}
@@ -334,8 +338,9 @@ class BuildEngine:
         return [await self.wait(r) for r in runs]
 
     async def wait(self, run: BuildRun) -> BuildRun:
-        job = self._jobs[id(run)]
-        assert job.task is not None
+        job = self._jobs.get(id(run))
+        if job is None or job.task is None:  # long finished and pruned
+            return run
         return await asyncio.shield(job.task)
 
     def cancel(self, run: BuildRun) -> None:
@@ -390,7 +395,22 @@ class BuildEngine:
             run.finish(RunState.ERROR, error=f"internal error: {exc!r}")
         finally:
             await self._record(run)
+            self._prune()
         return run
+
+    def _prune(self) -> None:
+        """Keep the newest ``keep_runs`` finished runs per service (their logs are what costs memory)."""
+        seen: dict[str, int] = {}
+        keep: list[BuildRun] = []
+        for run in reversed(self.runs):
+            if run.state.finished:
+                seen[run.service] = seen.get(run.service, 0) + 1
+                if seen[run.service] > self.keep_runs:
+                    self._jobs.pop(id(run), None)
+                    continue
+            keep.append(run)
+        keep.reverse()
+        self.runs = keep
 
     def _finish(self, job: _Job) -> None:
         run = job.run

@@ -237,3 +237,19 @@ async def test_engine_builds_through_buildx(fake_buildx: dict[str, str], tmp_pat
     engine.cancel(slow)
     done = await asyncio.wait_for(engine.wait(slow), 10)
     assert done.state is RunState.CANCELLED and done.steps[-1].state is StepState.CANCELLED
+
+
+async def test_engine_keeps_a_bounded_number_of_finished_runs(
+    fake_buildx: dict[str, str], tmp_path: Path
+) -> None:
+    builder = BuildxBuilder(
+        "farm", "docker-container", docker=str(Path(fake_buildx["PATH"].split(os.pathsep)[0]) / "docker")
+    )
+    engine = BuildEngine(buildx=builder, keep_runs=2)
+    first = await engine.build(BuildTarget("api", "demo-api", tmp_path, tmp_path / "Dockerfile"))
+    for _ in range(3):
+        await engine.build(BuildTarget("api", "demo-api", tmp_path, tmp_path / "Dockerfile"))
+    await engine.build(BuildTarget("worker", "demo-worker", tmp_path, tmp_path / "Dockerfile"))
+    assert [r.service for r in engine.runs] == ["api", "api", "worker"]
+    assert first not in engine.runs
+    assert await engine.wait(first) is first  # a pruned run can still be awaited
