@@ -510,6 +510,7 @@ class BuildRun:
             step.state = StepState.DONE
         elif started is not None:
             step.state = StepState.RUNNING
+            step.completed = None  # BuildKit restarted the vertex (it does, e.g. for context loads)
         if new:
             self._pending.append(BuildEvent(EventKind.STEP_ADDED, self, step, None, step.state))
         elif old is not step.state:

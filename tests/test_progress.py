@@ -215,3 +215,11 @@ def test_many_log_lines_are_cheap() -> None:
         log.feed(STDOUT, chunk)
     assert time.perf_counter() - t < 1.0
     assert log.total == 100_000
+
+
+def test_restarted_vertex_runs_again() -> None:
+    run = BuildRun("api")
+    run.apply_vertex("v", "[internal] load build context", started=1.0, completed=2.0, cached=False)
+    run.apply_vertex("v", "[internal] load build context", started=3.0, completed=None, cached=False)
+    step = run.steps[0]
+    assert step.state is StepState.RUNNING and step.completed is None and step.started == 3.0
