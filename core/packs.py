@@ -32,6 +32,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import io
+import json
 import os
 import re
 import stat
@@ -410,8 +411,9 @@ def _limit(plan: Plan, paths: list[str]) -> Plan:
 # One stat line per entry; its SHA-256 is the volume's signature.
 _LISTING = "find . -mindepth 1 -path './.attune-*' -prune -o -printf '%y %m %s %T@ %i\\0%P\\0%l\\0'"
 
-# The content hashes are re-computed unless the volume's listing still has the signature the
-# last commit recorded next to its hashes (``.attune-state``): then those hashes are current.
+# $1: the signature of the volume's listing when its hashes were last recorded (host side, see
+# :class:`ManifestStore`), or "-". While the listing still has that signature, the hashes are
+# current and the volume is not read again; otherwise every file is hashed.
 STATUS_SCRIPT = f"""
 cd {MOUNT} || exit 3
 for t in ./.attune-txn-*; do [ -d "$t" ] && printf '%s\\n' "${{t#./}}" >&2; done
@@ -419,8 +421,7 @@ for t in ./.attune-txn-*; do [ -d "$t" ] && printf '%s\\n' "${{t#./}}" >&2; done
 cat /tmp/attune-listing
 printf 'END\\0'
 sig=$(sha256sum < /tmp/attune-listing | cut -c1-64)
-if [ -f ./.attune-state/hashes ] && [ "$(cat ./.attune-state/sig 2>/dev/null)" = "$sig" ]; then
-  cat ./.attune-state/hashes
+if [ "$1" = "$sig" ]; then
   echo "hashes from the manifest" >&2
 else
   find . -mindepth 1 -path './.attune-*' -prune -o -type f -print0 | xargs -0 -r sha256sum -z
@@ -507,22 +508,19 @@ while IFS= read -r p; do
   mv "$T/packs/$p" "./$p" || fail "cannot move pack $p into place"
 done < "$L/newpacks"
 : > "$T/DONE"
-mkdir -p ./.attune-state && mv -f "$T/hashes" ./.attune-state/hashes.new
 rm -rf "$T"
-sig=$({_LISTING} | sha256sum | cut -c1-64)
-if [ -f ./.attune-state/hashes.new ]; then
-  mv -f ./.attune-state/hashes.new ./.attune-state/hashes
-  printf '%s' "$sig" > ./.attune-state/sig.new && mv -f ./.attune-state/sig.new ./.attune-state/sig
-fi
-echo "$sig"
+{_LISTING} | sha256sum | cut -c1-64
 """
 
 
 # --- remote listing ---------------------------------------------------------------------------
 
 
-def parse_status_output(raw: bytes) -> tuple[dict[str, Entry], str]:
-    """Parse :data:`STATUS_SCRIPT` output into entries and the volume's signature."""
+def parse_status_output(raw: bytes, known: Mapping[str, str] | None = None) -> tuple[dict[str, Entry], str]:
+    """Parse :data:`STATUS_SCRIPT` output into entries and the volume's signature.
+
+    ``known``: file digests to use when the script printed none (the manifest matched).
+    """
     head, sep, tail = raw.partition(b"END\0")
     if not sep:
         raise PacksError("the helper container's listing of the packs volume was cut short")
@@ -535,7 +533,7 @@ def parse_status_output(raw: bytes) -> tuple[dict[str, Entry], str]:
         kind = parts[0].decode()
         link = fields[i + 2].decode("utf-8", "surrogateescape")
         meta[path] = (kind, int(parts[1], 8), int(parts[2]), link)
-    digests: dict[str, str] = {}
+    digests: dict[str, str] = dict(known or {}) if not tail else {}
     for rec in tail.split(b"\0"):
         if not rec:
             continue
@@ -610,11 +608,6 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def manifest(entries: Mapping[str, Entry]) -> bytes:
-    """``sha256sum -z`` output for the files of ``entries``, as the status script prints it."""
-    return "".join(f"{e.digest}  ./{p}\0" for p, e in sorted(entries.items()) if e.kind == "f").encode()
-
-
 def apply_plan(remote: Mapping[str, Entry], plan: Plan, local: Mapping[str, Entry]) -> dict[str, Entry]:
     """The volume's entries after ``plan`` succeeds on a volume holding ``remote``."""
     out = dict(remote)
@@ -643,7 +636,6 @@ def build_tar(
     local: Mapping[str, Entry],
     remote: Mapping[str, Entry],
     out: IO[bytes],
-    after: Mapping[str, Entry] | None = None,
 ) -> None:
     """Write the staging tree of one transaction (to extract at the volume root) into ``out``."""
     root = f"{TXN_PREFIX}{txn}"
@@ -669,8 +661,6 @@ def build_tar(
         }
         for name, items in lists.items():
             _add_bytes(tar, f"{root}/lists/{name}", lines(items))
-        if after is not None:  # the whole volume's hashes after this commit, recorded with its signature
-            _add_bytes(tar, f"{root}/hashes", manifest(after))
         _add_bytes(tar, f"{root}/lists/remove0", nul(plan.remove))
         _add_bytes(tar, f"{root}/lists/putnew0", nul(p for p in plan.put if p not in backed))
         for prefix, paths in (("b", backup), ("p", plan.put)):
@@ -781,6 +771,58 @@ def helper_image(client: Any, project: ComposeProject, target: PacksTarget) -> s
     )
 
 
+# --- recorded hashes -------------------------------------------------------------------------
+
+
+@dataclass
+class ManifestStore:
+    """Content hashes of a volume recorded on the host, with the signature of its listing then.
+
+    Kept outside the volume (services list the volume's root: a state directory there would
+    show up as a pack). Keyed by volume name; the listing's signature covers every entry's
+    inode and nanosecond mtime, so a re-created volume of the same name does not match. A
+    mismatch or a missing/corrupt file only means "hash the volume again".
+    """
+
+    directory: Path
+
+    @classmethod
+    def default(cls) -> ManifestStore:
+        override = os.environ.get("ATTUNE_CONSOLE_STATE_DIR")
+        if override:
+            base = Path(override)
+        else:
+            import platformdirs
+
+            base = platformdirs.user_state_path("attune-console")
+        return cls(base / "packs-manifests")
+
+    def _path(self, volume: str) -> Path:
+        key = hashlib.sha256(volume.encode()).hexdigest()[:16]
+        return self.directory / f"{volume[:80]}-{key}.json"
+
+    def load(self, volume: str) -> tuple[str, dict[str, str]] | None:
+        try:
+            data = json.loads(self._path(volume).read_text())
+            sig, files = data["sig"], data["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(sig, str) or not isinstance(files, dict):
+            return None
+        return sig, {str(k): str(v) for k, v in files.items()}
+
+    def save(self, volume: str, sig: str, entries: Mapping[str, Entry]) -> None:
+        files = {p: e.digest for p, e in entries.items() if e.kind == "f"}
+        path = self._path(volume)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"volume": volume, "sig": sig, "files": files}))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # only a cache: the next reader hashes the volume
+
+
 # --- the session ------------------------------------------------------------------------------
 
 
@@ -829,6 +871,7 @@ class PacksSession:
         image: str | None = None,
         idle: int = 900,
         progress: ProgressFn | None = None,
+        manifests: ManifestStore | None = None,
     ) -> None:
         self.client = client
         self.project = project
@@ -841,8 +884,9 @@ class PacksSession:
         self._remote: dict[str, Entry] | None = None
         self._signature: str | None = None
         self.recovered: list[str] = []
-        #: Whether the last listing took the content hashes from the manifest of the last commit.
+        #: Whether the last listing took the content hashes from the recorded manifest.
         self.used_manifest = False
+        self.manifests = manifests if manifests is not None else ManifestStore.default()
 
     # lifecycle
 
@@ -945,11 +989,16 @@ class PacksSession:
         """The volume's entries and signature; cached when ``trust_cache`` and nothing changed."""
         if trust_cache and self._remote is not None and self._signature is not None:
             return self._remote, self._signature
-        code, out, err = self._exec(STATUS_SCRIPT)
+        recorded = self.manifests.load(self.target.volume)
+        code, out, err = self._exec(STATUS_SCRIPT, recorded[0] if recorded else "-")
         if code != 0:
             raise PacksError(f"listing the packs volume failed: {err.decode(errors='replace').strip()}")
-        self.used_manifest = b"hashes from the manifest" in err
-        entries, signature = parse_status_output(out)
+        self.used_manifest = recorded is not None and b"hashes from the manifest" in err
+        entries, signature = parse_status_output(
+            out, recorded[1] if self.used_manifest and recorded else None
+        )
+        if not self.used_manifest:
+            self.manifests.save(self.target.volume, signature, entries)
         self._remote, self._signature = entries, signature
         return entries, signature
 
@@ -1021,7 +1070,7 @@ class PacksSession:
         c = self._helper()
         after = apply_plan(self._remote or {}, plan, local)
         with tempfile.SpooledTemporaryFile(max_size=32 << 20) as buf:
-            build_tar(txn, plan, self.packs_dir, local, remote, buf, after)
+            build_tar(txn, plan, self.packs_dir, local, remote, buf)
             sent = buf.tell()
             buf.seek(0)
             self.progress("upload", {"bytes": sent, "files": len(plan.put), "packs": len(plan.new_packs)})
@@ -1048,6 +1097,8 @@ class PacksSession:
             )
         self._remote = after
         self._signature = out.decode().strip() or None
+        if self._signature:
+            self.manifests.save(self.target.volume, self._signature, after)
         self.progress("done", {"txn": txn})
         return 0, text, sent
 

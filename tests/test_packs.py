@@ -14,6 +14,7 @@ from attune_console.core.errors import InputError
 from attune_console.core.packs import (
     Entry,
     HashCache,
+    ManifestStore,
     _limit,
     build_tar,
     diff,
@@ -241,3 +242,20 @@ def test_limited_plan_acts_only_at_or_under_the_paths() -> None:
     plan = _limit(make_plan(local, view), ["core/a/f"])
     assert plan.remove == ["core/a/f"]
     assert plan.rmdirs == [] and plan.old_packs == []  # core/a was only context
+
+
+def test_manifest_store_round_trip_and_misses(tmp_path: Path) -> None:
+    store = ManifestStore(tmp_path / "m")
+    entries = {"core": E("core", "d"), "core/a": E("core/a", data=b"a")}
+    assert store.load("vol") is None
+    store.save("vol", "sig1", entries)
+    assert store.load("vol") == ("sig1", {"core/a": sha(b"a")})
+    assert store.load("other") is None
+    (next((tmp_path / "m").iterdir())).write_text("{not json")
+    assert store.load("vol") is None
+
+
+def test_status_output_without_hashes_takes_the_recorded_ones() -> None:
+    listing = b"f 644 1 2.0 12\0core/a\0\0"
+    entries, _ = parse_status_output(listing + b"END\0", {"core/a": sha(b"a")})
+    assert entries["core/a"].digest == sha(b"a")

@@ -141,6 +141,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Itera
                 c.remove(force=True)
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded volume hashes go to a private state dir, not the user's."""
+    monkeypatch.setenv("ATTUNE_CONSOLE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 def files_of(payload: dict[str, Any], pack: str = "core") -> dict[str, dict[str, Any]]:
     (p,) = [p for p in payload["packs"] if p["name"] == pack]
     return {f["path"]: f for f in p["files_list"]}

@@ -45,6 +45,12 @@ volumes:
 """
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded volume hashes go to a private state dir, not the user's."""
+    monkeypatch.setenv("ATTUNE_CONSOLE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, docker_client: Any) -> Iterator[Path]:
     runtime = read_dotenv(DEMO / ".env").get("RUNTIME_IMAGE", "debian:bookworm-slim")
