@@ -288,8 +288,17 @@ def load_cargo(root: Path, previous: CargoWorkspace | None = None) -> CargoWorks
     ws = doc.get("workspace")
     if not isinstance(ws, Mapping):
         raise InputError("root Cargo.toml has no [workspace] table", manifest, 1, 1)
-    patterns = tuple(str(m) for m in ws.get("members") or [])
-    exclude = tuple(os.path.normpath(str(e)) for e in ws.get("exclude") or [])
+    for list_key in ("members", "exclude", "default-members"):
+        value = ws.get(list_key, [])
+        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+            raise InputError(
+                f'workspace.{list_key} must be a list of paths, e.g. {list_key} = ["crates/*"]',
+                manifest,
+                line_of(manifest, list_key),
+                1,
+            )
+    patterns = tuple(ws.get("members") or [])
+    exclude = tuple(os.path.normpath(e) for e in ws.get("exclude") or [])
     ws_deps: dict[str, str] = {}
     for name, spec in (ws.get("dependencies") or {}).items():
         if isinstance(spec, Mapping) and isinstance(spec.get("path"), str):

@@ -257,6 +257,12 @@ def _mapping_lines(node: yaml.Node | None, key: str) -> tuple[yaml.Node | None, 
     return None, {}
 
 
+def _top_key_lines(node: yaml.Node | None) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 class _Where:
     """Error reporting bound to one compose file and service line."""
 
@@ -439,7 +445,9 @@ def load_compose(
     project = _project_name(root, data, env, flavour)
 
     volumes: dict[str, str] = {}
-    for vname, spec in _iter_mapping(data.get("volumes"), file, None, "volumes"):
+    for vname, spec in _iter_mapping(
+        data.get("volumes"), file, _top_key_lines(node).get("volumes"), "volumes"
+    ):
         real = f"{project}_{vname}"
         if isinstance(spec, Mapping):
             ext = spec.get("external")
@@ -452,7 +460,8 @@ def load_compose(
         volumes[vname] = real
 
     services: dict[str, ComposeService] = {}
-    for sname, spec in _iter_mapping(data.get("services"), file, None, "services"):
+    top_lines = _top_key_lines(node)
+    for sname, spec in _iter_mapping(data.get("services"), file, top_lines.get("services"), "services"):
         line = service_lines.get(sname)
         where = _Where(file, line)
         if spec is None:

@@ -100,3 +100,11 @@ def test_reuse_previous_members(tmp_path: Path) -> None:
     second = load_cargo(root, previous=first)
     assert second.members["a"] is first.members["a"]
     assert second.members["b"].name == "b2"
+
+
+@pytest.mark.parametrize("members", ['"crates/*"', "[1]"])
+def test_members_must_be_a_list_of_paths(tmp_path: Path, members: str) -> None:
+    root = _write(tmp_path, {"Cargo.toml": f"[workspace]\nmembers = {members}\n"})
+    with pytest.raises(InputError) as info:
+        load_cargo(root)
+    assert info.value.line == 2 and "list of paths" in info.value.message
