@@ -282,6 +282,16 @@ def fingerprints(ws: Workspace, base_ids: Mapping[str, str] | None = None) -> di
     return out
 
 
+def known_keys(prints: Iterable[ServiceFingerprint | None]) -> set[str]:
+    """The union of the step keys of ``prints``: pass the fingerprints of every service's last
+    successful build(s) as ``cached_keys`` to :func:`first_miss` (BuildKit's cache is shared)."""
+    keys: set[str] = set()
+    for fp in prints:
+        if fp is not None:
+            keys |= fp.keys()
+    return keys
+
+
 def first_miss(
     old: ServiceFingerprint | None, new: ServiceFingerprint, cached_keys: Collection[str] = ()
 ) -> StepPrint | None:

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from test_model import COMPOSE, DOCKERFILE, load, make_workspace
 
-from attune_console.core.fingerprint import ServiceFingerprint, fingerprint, fingerprints, first_miss
+from attune_console.core.fingerprint import (
+    ServiceFingerprint,
+    fingerprint,
+    fingerprints,
+    first_miss,
+    known_keys,
+)
 from attune_console.core.impact import build_index, impact, impact_and_reload
 from attune_console.core.model import PACK_BINARIES, Workspace
 
@@ -189,7 +195,8 @@ def test_shared_steps_through_cached_keys(ws: Workspace) -> None:
     before = fingerprints(ws)
     (ws.root / "Cargo.lock").write_text("version = 3\n# changed\n")
     now = fingerprints(ws)
-    api_built = now["api"].keys()
+    api_built = known_keys([now["api"], None])
+    assert api_built == now["api"].keys()
     m = first_miss(before["worker"], now["worker"], cached_keys=api_built)
     assert m is not None
     assert m.stage == "planner" and m.instruction.startswith("RUN mkdir")
