@@ -101,6 +101,7 @@ def main() -> int:
     client.images.get(runtime)  # never pull: fail here if it is missing
 
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as tmp:
+        os.environ["ATTUNE_CONSOLE_STATE_DIR"] = str(Path(tmp) / "state")  # recorded hashes: private
         root = Path(tmp) / f"bench-{uuid.uuid4().hex[:8]}"
         root.mkdir()
         (root / "docker-compose.yaml").write_text(COMPOSE)
@@ -158,8 +159,11 @@ def main() -> int:
                     st = s.status()
                     assert st.in_sync, "volume should match after the copy"
 
+            # First status after init-packs' copy: no recorded hashes match, the volume is hashed.
+            st_cold = timed(oneshot_status, 1)
+            print(f"status after a full copy (volume hashed), one-shot:      {st_cold:7.3f} s")
             st_one = timed(oneshot_status, opts.repeat)
-            print(f"status, nothing changed, one-shot helper:                {st_one:7.3f} s")
+            print(f"status, nothing changed, one-shot helper (CLI):          {st_one:7.3f} s")
 
             with PacksSession(client, project) as session:
                 session.status()
@@ -207,7 +211,10 @@ def main() -> int:
             if base_cli is not None:
                 ratio = base_cli / one
                 print(f"ratio compose run init-packs / one-shot refresh:                   {ratio:6.1f}x")
-            print(f"status (one-shot) under 2 s: {'yes' if st_one < 2 else 'NO'} ({st_one:.3f} s)")
+            worst = max(st_one, st_cold)
+            print(
+                f"status (one-shot, also right after a full copy) under 2 s: {'yes' if worst < 2 else 'NO'}"
+            )
         finally:
             for c in client.containers.list(
                 all=True, filters={"label": f"com.docker.compose.project={project.name}"}
