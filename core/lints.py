@@ -539,11 +539,11 @@ def _lint_packs(out: _Out, ws: Workspace) -> None:
             for src in st.sources:
                 for pdir in packs.source_dirs:
                     cdir = pdir if ctx_rel in ("", ".") else pdir.removeprefix(ctx_rel + "/")
-                    if covers(src, cdir) or (cdir.startswith(src + "/") if src else True):
-                        if ignore is not None and ignore.excluded(cdir) and not covers(cdir, src or "."):
-                            continue
-                        if src and not (covers(src, cdir) or covers(cdir, src)):
-                            continue
+                    inside = bool(src) and covers(cdir, src)  # COPY packs/core/x: part of the packs
+                    around = covers(src, cdir)  # COPY packs/, COPY . .: the packs dir and more
+                    if inside or around:
+                        if around and not inside and ignore is not None and ignore.excluded(cdir):
+                            continue  # `COPY . .` with packs/ in .dockerignore copies no pack
                         out.add(
                             "AC140",
                             st.instr.file,

@@ -169,6 +169,13 @@ def test_ac140_packs_copied_into_image(tmp_path: Path) -> None:
     assert "packs/" in f.message
 
 
+def test_ac140_part_of_packs(tmp_path: Path) -> None:
+    df = DOCKERFILE + "COPY packs/core/pack.yaml /opt/packs/core/\n"
+    assert "AC140" in codes(make_workspace(tmp_path, dockerfile=df))
+    df2 = DOCKERFILE + "COPY packsfoo/ /x/\n"
+    assert "AC140" not in codes(make_workspace(tmp_path, dockerfile=df2, name="ws2"))
+
+
 def test_ac140_copy_all_only_when_packs_not_ignored(tmp_path: Path) -> None:
     df = DOCKERFILE + "COPY . /src/\n"
     assert "AC140" not in codes(make_workspace(tmp_path, dockerfile=df))  # .dockerignore has packs/
