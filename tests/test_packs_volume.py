@@ -254,3 +254,36 @@ def test_refresh_limited_to_paths_touches_only_those(workspace: Path, docker_cli
         res = s.refresh(paths=["core/actions/echo.yaml"])
         assert res.plan.remove == ["core/actions/echo.yaml"]
         assert "core/actions/echo.yaml" not in volume_files(s)
+
+
+def test_full_disk_fails_cleanly_and_changes_nothing(workspace: Path, docker_client: Any) -> None:
+    project = load_compose(workspace)
+    # The project's volume, made in advance on a 1 MB tmpfs (compose would adopt it by its labels).
+    docker_client.volumes.create(
+        project.volumes["packs_data"],
+        driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=1m"},
+        labels={"com.docker.compose.project": project.name, "com.docker.compose.volume": "packs_data"},
+    )
+    # A tmpfs volume lives while mounted: a "service" keeps it mounted, as the stack would.
+    runtime = read_dotenv(workspace / ".env")["RUNTIME_IMAGE"]
+    keeper = docker_client.containers.run(
+        runtime,
+        ["sleep", "300"],
+        detach=True,
+        name=f"{project.name}-keeper",
+        volumes={project.volumes["packs_data"]: {"bind": "/opt/attune/packs", "mode": "ro"}},
+    )
+    try:
+        with PacksSession(docker_client, project) as s:
+            s.refresh()
+            before = volume_files(s)
+            (workspace / "packs" / "core" / "actions" / "echo.yaml").write_text("changed\n")
+            (workspace / "packs" / "core" / "big.bin").write_bytes(os.urandom(2 << 20))
+            with pytest.raises(PacksError, match="full; nothing was changed"):
+                s.refresh()
+            assert volume_files(s) == before
+            assert not any(p.startswith(".attune-") for p in volume_files(s))
+            seen = keeper.exec_run(["cat", "/opt/attune/packs/core/actions/echo.yaml"]).output
+            assert seen == b"name: echo\n"
+    finally:
+        keeper.remove(force=True)
