@@ -203,3 +203,34 @@ def test_detect_is_cached_and_consistent() -> None:
     if first is not None:
         assert first.version in (1, 2)
         assert first.argv
+
+
+def test_detect_forced_and_standalone_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attune_console.core import compose_cli
+
+    v2 = tmp_path / "docker-compose"
+    v2.write_text("#!/bin/sh\necho v2.24.6\n")
+    v2.chmod(0o755)
+    assert compose_cli._standalone_version(str(v2)) == 2
+    v1 = tmp_path / "v1"
+    v1.write_text("#!/usr/bin/python3\nprint('never run')\n")
+    assert compose_cli._standalone_version(str(v1)) == 1
+    compose_cli.detect.cache_clear()
+    try:
+        monkeypatch.setenv("PATH", str(tmp_path))
+        monkeypatch.setenv("ATTUNE_COMPOSE", "v1")
+        found = compose_cli.detect()
+        assert found == compose_cli.ComposeCLI(argv=(str(v2),), version=2)
+        compose_cli.detect.cache_clear()
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+        assert compose_cli.detect() is None
+    finally:
+        compose_cli.detect.cache_clear()
+
+
+def test_flavour_detected_when_not_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attune_console.core import compose_cli
+
+    monkeypatch.setattr(compose_cli, "detect", lambda: compose_cli.ComposeCLI(("docker-compose",), 1))
+    root = _ws(tmp_path)
+    assert load_compose(root, environ={}).services["api"].image == "my_projx_api"

@@ -394,3 +394,33 @@ def test_fingerprint_first_miss_matches_buildkit(tmp_path: Path, docker_client: 
         for ref in [f"{tag}-api", f"{tag}-worker", *images]:
             with contextlib.suppress(Exception):
                 docker_client.images.remove(ref, force=True)  # type: ignore[attr-defined]
+
+
+def test_context_in_a_subdirectory(tmp_path: Path) -> None:
+    compose = (
+        "services:\n  web:\n    build:\n      context: ./web\n      dockerfile: Dockerfile\n"
+        "  api:\n    build:\n      context: .\n      dockerfile: docker/Dockerfile\n      args:\n"
+        "        SERVICE: api\n"
+    )
+    files = {
+        "web/Dockerfile": "FROM x\nCOPY src/ /app/src/\nCOPY README.md /\n",
+        "web/src/index.js": "1\n",
+        "web/.dockerignore": "*.md\n",
+    }
+    w = load(make_workspace(tmp_path, compose=compose, files=files))
+    r = impact(w, ["web/src/index.js"])
+    assert r.service("web").rebuild and r.service("web").line == 2
+    assert not r.service("api").rebuild
+    assert not impact(w, ["web/README.md"]).service("web").rebuild  # web/.dockerignore
+    assert not impact(w, ["src/index.js"]).service("web").rebuild  # not under the context
+    before = fingerprint(w, "web")
+    (w.root / "web/src/index.js").write_text("2\n")
+    m = first_miss(before, fingerprint(w, "web"))
+    assert m is not None and m.instruction == "COPY src/ /app/src/"
+
+
+def test_dockerignore_reload_changes_predictions(ws: Workspace) -> None:
+    assert not impact(ws, ["crates/common/README.md"]).service("api").rebuild
+    (ws.root / ".dockerignore").write_text("target/\npacks/\n")
+    ws.reload([".dockerignore"])
+    assert impact(ws, ["crates/common/README.md"]).service("api").rebuild
