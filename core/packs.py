@@ -1161,3 +1161,29 @@ async def refresh_async(client: Any, project: ComposeProject, after: After = "no
             return s.refresh(after)
 
     return await asyncio.to_thread(run)
+
+
+class AsyncPacksSession:
+    """A :class:`PacksSession` for asyncio code (the console): one helper for the session's life.
+
+    Calls run in a worker thread, one at a time (a lock), so the event loop never blocks and two
+    refreshes never interleave. ``aclose()`` removes the helper.
+    """
+
+    def __init__(self, client: Any, project: ComposeProject, **kwargs: Any) -> None:
+        self.sync = PacksSession(client, project, **kwargs)
+        self._lock = asyncio.Lock()
+
+    async def status(self) -> PacksStatus:
+        async with self._lock:
+            return await asyncio.to_thread(self.sync.status)
+
+    async def refresh(
+        self, after: After = "none", paths: Iterable[str | Path] | None = None
+    ) -> RefreshResult:
+        async with self._lock:
+            return await asyncio.to_thread(lambda: self.sync.refresh(after, paths=paths))
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self.sync.close)

@@ -287,3 +287,30 @@ def test_full_disk_fails_cleanly_and_changes_nothing(workspace: Path, docker_cli
             assert seen == b"name: echo\n"
     finally:
         keeper.remove(force=True)
+
+
+async def test_async_session_serialises_calls_and_removes_its_helper(
+    workspace: Path, docker_client: Any
+) -> None:
+    import asyncio
+
+    from attune_console.core.packs import AsyncPacksSession
+
+    project = load_compose(workspace)
+    session = AsyncPacksSession(docker_client, project)
+    try:
+        await session.refresh()
+        (workspace / "packs" / "core" / "actions" / "a.yaml").write_text("a")
+        status, refreshed = await asyncio.gather(
+            session.status(), session.refresh(paths=["core/actions/a.yaml"])
+        )
+        # one at a time, in call order: the status saw the new file, then the refresh sent it
+        assert status.packs[0].added == ["core/actions/a.yaml"]
+        assert refreshed.plan.put == ["core/actions/a.yaml"]
+        assert (await session.status()).in_sync
+    finally:
+        await session.aclose()
+    helpers = docker_client.containers.list(
+        all=True, filters={"label": f"{HELPER_LABEL}={project.volumes['packs_data']}"}
+    )
+    assert helpers == []
