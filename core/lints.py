@@ -658,7 +658,12 @@ def _lint_dockerfiles(out: _Out, ws: Workspace) -> None:
 
 
 def _short(step: Step) -> str:
+    """The step for a message: a RUN without its ``--mount`` flags, the cargo command first."""
     text = step.name or step.instr.text
+    if step.keyword == "RUN" and step.instr.args:
+        body = step.instr.args[0]  # as written: one finding may stand for several services
+        m = _CARGO_BUILD.search(body)
+        text = "RUN " + (" ".join(body[m.start() :].split()) if m else " ".join(body.split()))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
