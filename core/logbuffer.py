@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: Every CSI / OSC / two-byte escape sequence (SGR included).
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -45,6 +46,8 @@ def clean_line(raw: str | bytes) -> str:
     (:meth:`LogBuffer.append` splits them).
     """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if text.isprintable():  # the common case: nothing to clean (C-speed check)
+        return text
     text = text.rstrip("\r\n")
     if "\r" in text:
         # A progress bar redraws itself with CR: the last non-empty frame is the line.
@@ -55,9 +58,12 @@ def clean_line(raw: str | bytes) -> str:
     return _CONTROL.sub("", text.expandtabs(4))
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One line and where it came from (a service name, a build step key, ...)."""
+class LogLine(NamedTuple):
+    """One line and where it came from (a service name, a build step key, ...).
+
+    A named tuple rather than a frozen dataclass: it is built once per log line, and tuple
+    construction is several times cheaper.
+    """
 
     seq: int
     source: str
@@ -110,7 +116,15 @@ class LogBuffer:
     def append(self, raw: str | bytes, source: str = "") -> None:
         """Add one line (or several, if ``raw`` holds newlines)."""
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        self.extend(text.rstrip("\r\n").split("\n"), source)
+        if "\n" in text:
+            self.extend(text.rstrip("\r\n").split("\n"), source)
+            return
+        text = clean_line(text)
+        with self._lock:
+            if len(self._lines) == self.maxlen:
+                self.dropped += 1
+            self._lines.append(LogLine(self._next_seq, source, text))
+            self._next_seq += 1
 
     def extend(self, raws: Iterable[str | bytes], source: str = "") -> None:
         """Add many lines under one lock acquisition (the cheap path for bursts)."""
@@ -120,11 +134,8 @@ class LogBuffer:
             overflow = len(self._lines) + len(cleaned) - self.maxlen
             if overflow > 0:
                 self.dropped += overflow
-            append = self._lines.append
-            for text in cleaned:
-                append(LogLine(seq, source, text))
-                seq += 1
-            self._next_seq = seq
+            self._lines.extend([LogLine(seq + i, source, text) for i, text in enumerate(cleaned)])
+            self._next_seq = seq + len(cleaned)
 
     # -- consumers --------------------------------------------------------
     @property

@@ -115,6 +115,7 @@ class AttuneConsoleApp(App[None]):
         self._shown_target: str | None = None
         self._shown_step: str | None = None
         self._shown_run: object | None = None
+        self._last_status = ""
         self.sub_title = str(workspace)
 
     # ------------------------------------------------------------------ layout
@@ -322,8 +323,11 @@ class AttuneConsoleApp(App[None]):
             scope = f"{self._shown_target or '-'} · {scope}"
         else:
             scope = (self.selected or "-") if self._container_scope_selected else "all services"
-        status = self._main.query_one("#log-status", Static)
-        status.update(Text(f" {scope} · {view.status()}", style="dim"))
+        line = f" {scope} · {view.status()}"
+        if line != self._last_status:
+            # Fixed height: no layout pass (a layout per tick costs a full-screen render in a flood).
+            self._last_status = line
+            self._main.query_one("#log-status", Static).update(Text(line, style="dim"), layout=False)
 
     def _step_label(self) -> str:
         row = self.session.rows.get(self._shown_target or "")

@@ -248,7 +248,7 @@ class BuildPane(Vertical):
             }[run.state]
             text.append(f"  {label}", style=style)
             text.append(f"  cached {run.cached}/{run.total} · {fmt_duration(run.duration or 0.0)}")
-        title.update(text)
+        title.update(text, layout=False)
 
     def _render_miss(self, row: ServiceState | None, run: BuildRun | None) -> None:
         miss = self.query_one("#build-miss", Static)
