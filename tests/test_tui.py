@@ -337,7 +337,8 @@ async def test_logs_search_filter_follow_clear_save(tmp_path: Path, monkeypatch:
         assert view.match_index == 0
         await pilot.press("N")
         assert view.match_index == 10
-        assert "search /heartbeat 3/" not in str(app.query_one("#log-status", Static).render()) or True
+        await pilot.pause(0.1)
+        assert "search 'heartbeat 3' 11/11" in str(app.query_one("#log-status", Static).render())
         await pilot.press("f", *"worker", "enter")
         assert view.line_count == 1
         assert "worker ok" in view.lines[0] and "worker-shell" in view.lines[0]

@@ -442,7 +442,8 @@ class AttuneConsoleApp(App[None]):
             if mode == "search"
             else "filter: show only matching lines (empty: all)"
         )
-        box.value = getattr(view, f"_{mode}_text", "") if current is not None else ""
+        label = view.search_text if mode == "search" else view.filter_text
+        box.value = label if current is not None else ""
         box.display = True
         box.focus()
 
@@ -465,12 +466,13 @@ class AttuneConsoleApp(App[None]):
             except re.error as exc:
                 self.notify(f"bad regular expression: {exc}", severity="error")
                 return
-        setattr(view, f"_{self._search_mode}_text", text)
         if self._search_mode == "search":
+            view.search_text = text
             view.set_search(pattern)
             if pattern is not None and not view.matches:
                 self.notify(f"no match for {text!r}", severity="warning")
         else:
+            view.filter_text = text
             view.filter = pattern
             view.rebuild()
         self._close_input(view)

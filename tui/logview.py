@@ -52,6 +52,8 @@ class LogView(Log):
         self.matches: list[int] = []
         self.match_index = -1
         self.missed = 0
+        self.search_text = ""  # what the user typed (the pattern may be escaped)
+        self.filter_text = ""
         self._cursor = 0
 
     # -- feeding --------------------------------------------------------------------
@@ -215,10 +217,10 @@ class LogView(Log):
         """One line for the status bar: follow, filter, matches, dropped."""
         parts = ["follow" if self.auto_scroll else "paused"]
         if self.filter is not None:
-            parts.append(f"filter /{self.filter.pattern}/")
+            parts.append(f"filter '{self.filter_text or self.filter.pattern}'")
         if self.search is not None:
             pos = f"{self.match_index + 1}/{len(self.matches)}" if self.matches else "0"
-            parts.append(f"search /{self.search.pattern}/ {pos}")
+            parts.append(f"search '{self.search_text or self.search.pattern}' {pos}")
         dropped = (self.buffer.dropped if self.buffer else 0) + self.missed
         if dropped:
             parts.append(f"{dropped} dropped")
