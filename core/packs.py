@@ -960,12 +960,19 @@ class PacksSession:
     def _exec(self, script: str, *args: str) -> tuple[int, bytes, bytes]:
         import docker.errors
 
-        c = self._helper()
-        try:
-            res = c.exec_run(["sh", "-c", script, "sh", *args], demux=True, user="0:0")
-        except docker.errors.APIError as exc:
-            self.container = None
-            raise PacksError(f"the packs helper container stopped: {exc.explanation or exc}") from exc
+        # A helper that is gone before the exec starts (idle timeout, removed by hand) is simply
+        # replaced, except for a commit: its upload went to the old one (recovery cleans it up).
+        for attempt in range(2):
+            c = self._helper()
+            try:
+                res = c.exec_run(["sh", "-c", script, "sh", *args], demux=True, user="0:0")
+                break
+            except docker.errors.APIError as exc:
+                self.container = None
+                gone = isinstance(exc, docker.errors.NotFound) or exc.status_code == 409
+                if attempt == 0 and gone and script is not COMMIT_SCRIPT:
+                    continue
+                raise PacksError(f"the packs helper container stopped: {exc.explanation or exc}") from exc
         out, err = res.output if res.output else (None, None)
         return res.exit_code if res.exit_code is not None else -1, out or b"", err or b""
 

@@ -314,3 +314,13 @@ async def test_async_session_serialises_calls_and_removes_its_helper(
         all=True, filters={"label": f"{HELPER_LABEL}={project.volumes['packs_data']}"}
     )
     assert helpers == []
+
+
+def test_a_helper_gone_between_calls_is_replaced(workspace: Path, docker_client: Any) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        first = s.container.id
+        docker_client.containers.get(first).remove(force=True)  # as after its idle timeout
+        assert s.status().in_sync
+        assert s.container.id != first
