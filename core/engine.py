@@ -505,7 +505,8 @@ class BuildEngine:
         decode_cpu = 0.0
         try:
             tar = iter_context_tar(job.target.context, params["dockerfile"], job.target.extra_context_files)
-            body = _until_cancelled(tar, job)
+            upload = _UploadProgress(job, loop)
+            body = upload.wrap(_until_cancelled(tar, job))
             try:
                 response = api._post(
                     api._url("/build"),
@@ -522,6 +523,7 @@ class BuildEngine:
                     job.lost_connection = explain(exc)
                     return
                 raise
+            upload.done()
             with job.lock:
                 job.response = response
             if job.cancelled:
@@ -593,6 +595,58 @@ def _with_hint(error: str) -> str:
         if pattern.search(error):
             return f"{error} (hint: {hint})"
     return error
+
+
+UPLOAD_STEP = "attune:context-upload"
+UPLOAD_SHOW_AFTER_S = 0.5
+
+
+class _UploadProgress:
+    """Shows a big context upload as an internal step with byte progress.
+
+    The session-less ``/build`` reads the whole context before BuildKit reports anything, so a large
+    context would otherwise look like a hang. Uploads that finish within ``UPLOAD_SHOW_AFTER_S`` add no
+    step (the usual case: a few hundred KiB).
+    """
+
+    def __init__(self, job: _Job, loop: asyncio.AbstractEventLoop) -> None:
+        self.job, self.loop = job, loop
+        self.sent = 0
+        self.started = time.time()
+        self.last_report = 0.0
+        self.shown = False
+
+    def wrap(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.sent += len(chunk)
+            now = time.time()
+            if now - self.started >= UPLOAD_SHOW_AFTER_S and now - self.last_report >= 0.2:
+                self.last_report = now
+                self._report(None)
+            yield chunk
+
+    def done(self) -> None:
+        if self.shown:
+            self._report(time.time())
+
+    def _report(self, completed: float | None) -> None:
+        self.shown = True
+        sent, started, run = self.sent, self.started, self.job.run
+
+        def apply() -> None:
+            if run.state.finished:
+                return
+            run.apply_vertex(
+                UPLOAD_STEP,
+                "[internal] sending build context",
+                started=started,
+                completed=completed,
+                cached=False,
+            )
+            run.apply_status(UPLOAD_STEP, "context", name="sending build context", current=sent)
+            run.flush()
+
+        self.loop.call_soon_threadsafe(apply)
 
 
 def _until_cancelled(chunks: Iterator[bytes], job: _Job) -> Iterator[bytes]:

@@ -529,3 +529,27 @@ def test_dockerfile_outside_the_context_is_sent_inside_it(tmp_path: Path, docker
     finally:
         with contextlib.suppress(Exception):
             docker_client.images.remove(tag, force=True)
+
+
+def test_slow_context_upload_shows_as_a_step(
+    tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attune_console.core.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "UPLOAD_SHOW_AFTER_S", 0.0)  # this context uploads fast: show it anyway
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with open(ctx / "blob.bin", "wb") as fh:
+        fh.truncate(8 * 1024 * 1024)
+    (ctx / "Dockerfile").write_text(f"FROM scratch\nCOPY Dockerfile /d-{uuid.uuid4().hex}\n")
+    tag = f"attune-e4-upload-{uuid.uuid4().hex[:8]}"
+    run = asyncio.run(BuildEngine().build(BuildTarget("upload", tag, ctx, ctx / "Dockerfile")))
+    try:
+        assert run.state is RunState.DONE, run.error
+        upload = run.steps[0]
+        assert upload.name == "[internal] sending build context" and upload.kind is StepKind.INTERNAL
+        assert upload.state is StepState.DONE and upload.current_bytes >= 8 * 1024 * 1024
+        assert run.total == 1  # internal steps do not count
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(tag, force=True)
