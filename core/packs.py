@@ -458,10 +458,19 @@ rollback() {{
 }}
 """
 
+# Arguments: the short ids of the other helpers running on this volume. A transaction is named
+# after the helper that runs it (``.attune-txn-<helper>-<n>``); one whose helper still runs is in
+# progress (another console or CLI) and is left alone.
 RECOVER_SCRIPT = f"""
 cd {MOUNT} || exit 3
 {ROLLBACK_FN}
-for t in ./.attune-txn-*; do [ -d "$t" ] && rollback "$t"; done
+for t in ./.attune-txn-*; do
+  [ -d "$t" ] || continue
+  owner=${{t#./.attune-txn-}}; owner=${{owner%%-*}}
+  live=no
+  for h in "$@"; do [ "$h" = "$owner" ] && live=yes; done
+  if [ "$live" = yes ]; then echo "in progress ${{t#./}}" >&2; else rollback "$t"; fi
+done
 exit 0
 """
 
@@ -977,7 +986,12 @@ class PacksSession:
         return res.exit_code if res.exit_code is not None else -1, out or b"", err or b""
 
     def _recover(self) -> None:
-        code, _out, err = self._exec(RECOVER_SCRIPT)
+        mine = self.container.id if self.container is not None else ""
+        others = self.client.containers.list(
+            filters={"label": f"{HELPER_LABEL}={self.target.volume}", "status": "running"}
+        )
+        live = [c.id[:12] for c in others if c.id != mine]
+        code, _out, err = self._exec(RECOVER_SCRIPT, *live)
         msgs = [ln for ln in err.decode(errors="replace").splitlines() if ln.startswith("rolled back")]
         self.recovered.extend(m.removeprefix("rolled back ") for m in msgs)
         if code != 0:
@@ -1073,8 +1087,8 @@ class PacksSession:
     ) -> tuple[int, str, int]:
         import docker.errors
 
-        txn = uuid.uuid4().hex[:12]
         c = self._helper()
+        txn = f"{c.id[:12]}-{uuid.uuid4().hex[:8]}"
         after = apply_plan(self._remote or {}, plan, local)
         with tempfile.SpooledTemporaryFile(max_size=32 << 20) as buf:
             build_tar(txn, plan, self.packs_dir, local, remote, buf)

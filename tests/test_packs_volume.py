@@ -324,3 +324,28 @@ def test_a_helper_gone_between_calls_is_replaced(workspace: Path, docker_client:
         docker_client.containers.get(first).remove(force=True)  # as after its idle timeout
         assert s.status().in_sync
         assert s.container.id != first
+
+
+def test_recovery_leaves_a_transaction_of_another_live_helper_alone(
+    workspace: Path, docker_client: Any
+) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as a:
+        a.refresh()
+        owner = a.container.id[:12]
+        # A commit of session a in progress (staging dir with COMMITTING), as another session sees it.
+        a._helper().exec_run(
+            [
+                "sh",
+                "-c",
+                f"mkdir -p /v/.attune-txn-{owner}-x/lists && : > /v/.attune-txn-{owner}-x/COMMITTING",
+            ]
+        )
+        with PacksSession(docker_client, project) as b:
+            b.status()
+            assert b.recovered == []
+            assert a._helper().exec_run(["test", "-d", f"/v/.attune-txn-{owner}-x"]).exit_code == 0
+    # a is gone now: the next session rolls the orphan back (an empty transaction: nothing to undo).
+    with PacksSession(docker_client, project) as c:
+        c.status()
+        assert c.recovered == [f".attune-txn-{owner}-x"]
