@@ -50,7 +50,7 @@ def _ts(msg: Any, field: str) -> float | None:
     if not msg.HasField(field):
         return None
     t = getattr(msg, field)
-    return float(t.seconds) + t.nanos * 1e-9
+    return float(t.seconds) + float(t.nanos) * 1e-9
 
 
 def apply_status(run: BuildRun, msg: Any) -> None:
