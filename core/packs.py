@@ -54,6 +54,7 @@ RESERVED_PREFIX = ".attune-"
 TXN_PREFIX = ".attune-txn-"
 HELPER_LABEL = "io.attune-console.packs-helper"
 RESTART_EXIT_CHANGED = 75
+EXIT_BUSY = 76
 
 After = Literal["none", "hup", "restart"]
 
@@ -471,6 +472,11 @@ for t in ./.attune-txn-*; do
   for h in "$@"; do [ "$h" = "$owner" ] && live=yes; done
   if [ "$live" = yes ]; then echo "in progress ${{t#./}}" >&2; else rollback "$t"; fi
 done
+if [ -d ./.attune-lock ]; then
+  owner=$(cat ./.attune-lock/owner 2>/dev/null); live=no
+  for h in "$@"; do [ "$h" = "$owner" ] && live=yes; done
+  [ "$live" = yes ] || rm -rf ./.attune-lock
+fi
 exit 0
 """
 
@@ -480,12 +486,24 @@ exit 0
 COMMIT_SCRIPT = f"""
 set -u
 cd {MOUNT} || exit 3
-T="{MOUNT}/.attune-txn-$1"; L="$T/lists"
+T="{MOUNT}/.attune-txn-$1"; L="$T/lists"; sig="$2"; me="$3"; shift 3
 fail() {{ echo "attune-packs: $*" >&2; exit 4; }}
-if [ "$2" != "-" ]; then
+unlock() {{ [ "$(cat ./.attune-lock/owner 2>/dev/null)" = "$me" ] && rm -rf ./.attune-lock; }}
+# One commit at a time per volume: the lock names its helper; a lock whose helper is not among
+# the live ones ("$@") is stale (that helper died; recovery undoes its transaction) and is taken.
+if ! mkdir ./.attune-lock 2>/dev/null; then
+  owner=$(cat ./.attune-lock/owner 2>/dev/null)
+  for h in "$@"; do
+    if [ "$h" = "$owner" ]; then
+      rm -rf "$T"; echo "another refresh of this volume is running (helper $owner)" >&2; exit {EXIT_BUSY}
+    fi
+  done
+fi
+printf '%s' "$me" > ./.attune-lock/owner || fail "cannot write to the volume"
+if [ "$sig" != "-" ]; then
   cur=$({_LISTING} | sha256sum | cut -c1-64)
-  if [ "$cur" != "$2" ]; then
-    rm -rf "$T"; echo "volume changed since it was read" >&2; exit {RESTART_EXIT_CHANGED}
+  if [ "$cur" != "$sig" ]; then
+    rm -rf "$T"; unlock; echo "volume changed since it was read" >&2; exit {RESTART_EXIT_CHANGED}
   fi
 fi
 i=0
@@ -518,6 +536,7 @@ while IFS= read -r p; do
 done < "$L/newpacks"
 : > "$T/DONE"
 rm -rf "$T"
+unlock
 {_LISTING} | sha256sum | cut -c1-64
 """
 
@@ -985,13 +1004,16 @@ class PacksSession:
         out, err = res.output if res.output else (None, None)
         return res.exit_code if res.exit_code is not None else -1, out or b"", err or b""
 
-    def _recover(self) -> None:
+    def _other_helpers(self) -> list[str]:
+        """Short ids of the other helpers running on this volume (other consoles, CLI runs)."""
         mine = self.container.id if self.container is not None else ""
         others = self.client.containers.list(
             filters={"label": f"{HELPER_LABEL}={self.target.volume}", "status": "running"}
         )
-        live = [c.id[:12] for c in others if c.id != mine]
-        code, _out, err = self._exec(RECOVER_SCRIPT, *live)
+        return [c.id[:12] for c in others if c.id != mine]
+
+    def _recover(self) -> None:
+        code, _out, err = self._exec(RECOVER_SCRIPT, *self._other_helpers())
         msgs = [ln for ln in err.decode(errors="replace").splitlines() if ln.startswith("rolled back")]
         self.recovered.extend(m.removeprefix("rolled back ") for m in msgs)
         if code != 0:
@@ -1108,6 +1130,8 @@ class PacksSession:
         text = err.decode(errors="replace").strip()
         if code == RESTART_EXIT_CHANGED:
             return code, text, sent
+        if code == EXIT_BUSY:
+            raise PacksError(f"{text}: nothing was changed; refresh again when it is done")
         if code != 0:
             self._after_failure()
             lines = [ln for ln in text.splitlines() if not ln.startswith("committed ")]
@@ -1125,7 +1149,8 @@ class PacksSession:
 
     def _exec_commit(self, txn: str, signature: str | None) -> tuple[int, bytes, bytes]:
         try:
-            return self._exec(COMMIT_SCRIPT, txn, signature or "-")
+            me = self._helper().id[:12]
+            return self._exec(COMMIT_SCRIPT, txn, signature or "-", me, *self._other_helpers())
         except PacksError:
             self._after_failure()
             raise PacksError(

@@ -349,3 +349,22 @@ def test_recovery_leaves_a_transaction_of_another_live_helper_alone(
     with PacksSession(docker_client, project) as c:
         c.status()
         assert c.recovered == [f".attune-txn-{owner}-x"]
+
+
+def test_a_second_session_does_not_commit_while_another_holds_the_lock(
+    workspace: Path, docker_client: Any
+) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as a, PacksSession(docker_client, project) as b:
+        a.refresh()
+        owner = a.container.id[:12]
+        # Session a is mid-commit: it holds the volume's lock.
+        a._helper().exec_run(["sh", "-c", f"mkdir /v/.attune-lock && printf {owner} > /v/.attune-lock/owner"])
+        (workspace / "packs" / "core" / "actions" / "b.yaml").write_text("b")
+        with pytest.raises(PacksError, match="another refresh of this volume is running"):
+            b.refresh()
+        assert "core/actions/b.yaml" not in volume_files(b)
+    # Both gone: the lock is stale, and the next refresh takes it.
+    with PacksSession(docker_client, project) as c:
+        assert c.refresh().plan.put == ["core/actions/b.yaml"]
+        assert c._helper().exec_run(["test", "-e", "/v/.attune-lock"]).exit_code != 0
