@@ -266,6 +266,47 @@ class _Job:
 RunListener = Callable[[BuildRun], None]
 
 
+class CacheModeGate:
+    """Lets builds of one cache mode run together and keeps no-cache and cached builds apart.
+
+    BuildKit as vendored in Docker 20.10 panics and takes the whole daemon down ("panic: failed to get
+    edge", moby/buildkit#2303, moby/moby#42414) when identical steps are solved concurrently by builds
+    that ignore the cache and builds that do not: exactly what a ``ctrl+b`` no-cache rebuild during a
+    watch-triggered rebuild of another service would do, since the services share their planner steps.
+    Waiting for the other mode to drain costs seconds; a dead daemon costs every running build.
+    """
+
+    def __init__(self) -> None:
+        self._mode: bool | None = None
+        self._active = 0
+        self._cond: asyncio.Condition | None = None
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:  # created lazily: it binds to the running loop
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    @contextlib.asynccontextmanager
+    async def hold(self, no_cache: bool) -> Any:
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: self._active == 0 or self._mode is no_cache)
+            self._mode = no_cache
+            self._active += 1
+        try:
+            yield
+        finally:
+            async with cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._mode = None
+                cond.notify_all()
+
+
 class BuildEngine:
     """Builds targets concurrently (``concurrency`` at a time) and keeps their :class:`BuildRun`\\ s.
 
@@ -302,6 +343,7 @@ class BuildEngine:
         self.runs: list[BuildRun] = []
         self._jobs: dict[int, _Job] = {}
         self._sem: asyncio.Semaphore | None = None
+        self._gate = CacheModeGate()
         self._listeners: list[RunListener] = []
 
     # ------------------------------------------------------------------ public API
@@ -370,7 +412,7 @@ class BuildEngine:
     async def _run_job(self, job: _Job) -> BuildRun:
         run = job.run
         try:
-            async with self._semaphore():
+            async with self._gate.hold(job.no_cache), self._semaphore():
                 if job.cancelled:
                     run.finish(RunState.CANCELLED, error="cancelled before it started")
                     return run
