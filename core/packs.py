@@ -1095,7 +1095,12 @@ class PacksSession:
             before = PacksStatus(self.project.name, self.target.volume, True, diff(local, view))
             if plan.empty:
                 return RefreshResult(before, plan, created, list(self.recovered), {}, 0)
-            code, _err, sent = self._commit(plan, local, view, signature)
+            try:
+                code, _err, sent = self._commit(plan, local, view, signature)
+            except KeyboardInterrupt:
+                # Ctrl-C: stop the helper mid-commit and roll back now rather than at the next run.
+                self._after_failure()
+                raise
             if code == RESTART_EXIT_CHANGED and attempt == 0:
                 self.progress("rescan", None)
                 remote, signature = self.remote_entries()

@@ -332,3 +332,19 @@ async def test_recreate_runs_a_newer_image_and_up_brings_a_stopped_service_back(
     finally:
         with contextlib.suppress(Exception):  # the image the stack was built with, now untagged
             stack.client.images.remove(built)
+
+
+def test_refresh_with_restart_restarts_the_mounting_services_in_place(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = stack.api()
+    started = api.attrs["State"]["StartedAt"]
+    (stack.root / "packs" / "core" / "actions" / "restart.yaml").write_text("name: restart\n")
+    code, out, err = _cli(capsys, "packs", "refresh", "-w", str(stack.root), "--restart")
+    assert code == 0, err
+    assert "api: restarted 1 container(s)" in out
+    after = stack.api()
+    assert after.id == api.id, "restart must not recreate the container"
+    assert after.attrs["State"]["StartedAt"] != started
+    _wait_health(stack)
+    assert "actions/restart.yaml" in files_of(stack.get("/"))  # loaded at start
