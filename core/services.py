@@ -217,6 +217,7 @@ class ServiceMonitor:
     _thread: threading.Thread | None = None
     _events: Any = None
     _stopped: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
 
     def start(self) -> dict[str, ServiceState]:
         """Take a snapshot, then follow events from that moment on (no change is missed between)."""
@@ -242,14 +243,21 @@ class ServiceMonitor:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        # A broken stream (daemon restarted, connection lost) ends the thread quietly with the
+        # reason in ``error``; ``alive`` turns False and the owner starts a new monitor.
         try:
             for ev in self._events:
                 if self._stopped.is_set():
                     return
                 self.handle_event(ev)
-        except Exception:
+        except Exception as exc:
             if not self._stopped.is_set():
-                raise
+                self.error = exc
+
+    @property
+    def alive(self) -> bool:
+        """True while the event thread follows the daemon."""
+        return self._thread is not None and self._thread.is_alive()
 
     def handle_event(self, ev: dict[str, Any]) -> None:
         """Apply one decoded daemon event (public so tests can feed recorded events)."""

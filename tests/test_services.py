@@ -166,3 +166,21 @@ def test_fingerprint_source_check_sees_content_changes_not_touches(demo_copy: Pa
     assert check(project.services["api"])
     assert not check(project.services["worker-shell"])  # another service's crate
     assert not check(project.services["init-packs"])  # no build section
+
+
+def test_monitor_ends_quietly_when_the_event_stream_breaks(tmp_path: Path) -> None:
+    class Broken:
+        def __iter__(self) -> Any:
+            yield {"Type": "container", "Action": "start", "Actor": {"Attributes": {}}}
+            raise ConnectionError("daemon went away")
+
+        def close(self) -> None:
+            pass
+
+    client = SimpleNamespace(containers=FakeContainers(), api=FakeAPI({}), events=lambda **_kw: Broken())
+    m = ServiceMonitor(client, project(tmp_path))
+    m.start()
+    assert m._thread is not None
+    m._thread.join(5)
+    assert not m.alive
+    assert isinstance(m.error, ConnectionError)
