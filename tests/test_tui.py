@@ -440,3 +440,39 @@ async def test_small_and_wide_terminals_render(tmp_path: Path, size: tuple[int, 
         assert app.services_table.region.height >= 5
         assert app.build_pane.region.width >= 30
         assert app.query_one("#build-log", LogView).region.height >= 3
+
+
+async def test_auto_rebuild_restarts_a_build_the_next_change_made_obsolete(tmp_path: Path) -> None:
+    hold = [*api_steps()[:3], Step("[builder 4/4] RUN cargo build", "hold", 5)]
+    fb = FakeBackend(scripts={"api": hold}, impact_result=stale_api())
+    app, session, _ = make_app(tmp_path, fb)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("w", "a")
+        await session.on_changes(["crates/api/src/main.rs"])
+        await until(pilot, lambda: session.rows["api"].building)
+        first = session.rows["api"].run
+        await session.on_changes(["crates/api/src/main.rs"])  # saved again while building
+        await until(pilot, lambda: session.rows["api"].run is not first and session.rows["api"].building)
+        assert first is not None and first.state is RunState.CANCELLED
+        assert [c for c in fb.calls if c[0] == "build"] == [("build", "api", ""), ("build", "api", "")]
+        fb.released.set()
+        await until(pilot, lambda: session.rows["api"].build_state == "up to date")
+
+
+async def test_very_long_lines_scroll_instead_of_breaking(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    fb.logs = [("api", "x" * 20_000 + " END"), ("api", "short")]
+    app, _session, _ = make_app(tmp_path, fb)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#log-tabs", TabbedContent).active = "tab-containers"
+        view = app.query_one("#container-log", LogView)
+        await until(pilot, lambda: view.line_count == 2)
+        await pilot.pause(0.1)
+        assert view.virtual_size.width > 20_000
+        await until(pilot, lambda: view.region.width > 0)
+        view.focus()
+        await pilot.press("end")  # no-op for x; then scroll right by keys
+        for _ in range(5):
+            await pilot.press("right")
+        await until(pilot, lambda: view.scroll_x > 0)
+        assert app.is_running
