@@ -54,13 +54,17 @@ RESERVED_PREFIX = ".attune-"
 TXN_PREFIX = ".attune-txn-"
 HELPER_LABEL = "io.attune-console.packs-helper"
 RESTART_EXIT_CHANGED = 75
-EXIT_BUSY = 76
+EXIT_LOCKED = 77
 
 After = Literal["none", "hup", "restart"]
 
 
 class PacksError(AttuneError):
     """The packs volume could not be read or refreshed; the message says why and what to do."""
+
+
+class PacksBusy(PacksError):
+    """Another session is committing to the same volume; nothing was changed."""
 
 
 # --- entries ----------------------------------------------------------------------------------
@@ -489,15 +493,13 @@ cd {MOUNT} || exit 3
 T="{MOUNT}/.attune-txn-$1"; L="$T/lists"; sig="$2"; me="$3"; shift 3
 fail() {{ echo "attune-packs: $*" >&2; exit 4; }}
 unlock() {{ [ "$(cat ./.attune-lock/owner 2>/dev/null)" = "$me" ] && rm -rf ./.attune-lock; }}
-# One commit at a time per volume: the lock names its helper; a lock whose helper is not among
-# the live ones ("$@") is stale (that helper died; recovery undoes its transaction) and is taken.
+# One commit at a time per volume: the lock names its helper. A lock held by another helper makes
+# this exit {EXIT_LOCKED} (staging kept); the session checks whether that helper still runs and
+# either gives up or runs again with "$4" = that owner: a stale lock (its helper died; recovery
+# undoes its transaction) is then taken over.
 if ! mkdir ./.attune-lock 2>/dev/null; then
   owner=$(cat ./.attune-lock/owner 2>/dev/null)
-  for h in "$@"; do
-    if [ "$h" = "$owner" ]; then
-      rm -rf "$T"; echo "another refresh of this volume is running (helper $owner)" >&2; exit {EXIT_BUSY}
-    fi
-  done
+  if [ "$owner" != "$me" ] && [ "$owner" != "$1" ]; then echo "$owner" >&2; exit {EXIT_LOCKED}; fi
 fi
 printf '%s' "$me" > ./.attune-lock/owner || fail "cannot write to the volume"
 if [ "$sig" != "-" ]; then
@@ -915,6 +917,8 @@ class PacksSession:
         #: Whether the last listing took the content hashes from the recorded manifest.
         self.used_manifest = False
         self.manifests = manifests if manifests is not None else ManifestStore.default()
+        self._pending: tuple[str, dict[str, str]] | None = None
+        self._pending_entries: Mapping[str, Entry] | None = None
 
     # lifecycle
 
@@ -925,6 +929,7 @@ class PacksSession:
         self.close()
 
     def close(self) -> None:
+        self.flush()
         c, self.container = self.container, None
         if c is not None:
             import docker.errors
@@ -1032,7 +1037,7 @@ class PacksSession:
         """The volume's entries and signature; cached when ``trust_cache`` and nothing changed."""
         if trust_cache and self._remote is not None and self._signature is not None:
             return self._remote, self._signature
-        recorded = self.manifests.load(self.target.volume)
+        recorded = self._recorded()
         code, out, err = self._exec(STATUS_SCRIPT, recorded[0] if recorded else "-")
         if code != 0:
             raise PacksError(f"listing the packs volume failed: {err.decode(errors='replace').strip()}")
@@ -1041,9 +1046,25 @@ class PacksSession:
             out, recorded[1] if self.used_manifest and recorded else None
         )
         if not self.used_manifest:
-            self.manifests.save(self.target.volume, signature, entries)
+            self._record(signature, entries)
         self._remote, self._signature = entries, signature
         return entries, signature
+
+    def _recorded(self) -> tuple[str, dict[str, str]] | None:
+        if self._pending is not None:
+            return self._pending
+        return self.manifests.load(self.target.volume)
+
+    def _record(self, signature: str, entries: Mapping[str, Entry]) -> None:
+        """Remember the volume's hashes with its signature; written to the store on :meth:`close`."""
+        self._pending = (signature, {p: e.digest for p, e in entries.items() if e.kind == "f"})
+        self._pending_entries = entries
+
+    def flush(self) -> None:
+        """Write the recorded hashes to the store now (``close`` does it too)."""
+        if self._pending is not None and self._pending_entries is not None:
+            self.manifests.save(self.target.volume, self._pending[0], self._pending_entries)
+            self._pending_entries = None
 
     def status(self, local: dict[str, Entry] | None = None) -> PacksStatus:
         if not self.volume_exists():
@@ -1135,8 +1156,6 @@ class PacksSession:
         text = err.decode(errors="replace").strip()
         if code == RESTART_EXIT_CHANGED:
             return code, text, sent
-        if code == EXIT_BUSY:
-            raise PacksError(f"{text}: nothing was changed; refresh again when it is done")
         if code != 0:
             self._after_failure()
             lines = [ln for ln in text.splitlines() if not ln.startswith("committed ")]
@@ -1148,14 +1167,27 @@ class PacksSession:
         self._remote = after
         self._signature = out.decode().strip() or None
         if self._signature:
-            self.manifests.save(self.target.volume, self._signature, after)
+            self._record(self._signature, after)
         self.progress("done", {"txn": txn})
         return 0, text, sent
 
     def _exec_commit(self, txn: str, signature: str | None) -> tuple[int, bytes, bytes]:
         try:
             me = self._helper().id[:12]
-            return self._exec(COMMIT_SCRIPT, txn, signature or "-", me, *self._other_helpers())
+            code, out, err = self._exec(COMMIT_SCRIPT, txn, signature or "-", me, "-")
+            if code == EXIT_LOCKED:
+                owner = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
+                if owner not in self._other_helpers():  # its helper died: the lock is stale
+                    code, out, err = self._exec(COMMIT_SCRIPT, txn, signature or "-", me, owner)
+                if code == EXIT_LOCKED:
+                    self._exec('rm -rf "$1"', f"{MOUNT}/{TXN_PREFIX}{txn}")
+                    raise PacksBusy(
+                        f"another refresh of this volume is running (helper {owner}): nothing was changed; "
+                        "refresh again when it is done"
+                    )
+            return code, out, err
+        except PacksBusy:
+            raise
         except PacksError:
             self._after_failure()
             raise PacksError(

@@ -150,6 +150,7 @@ def test_refresh_notices_a_volume_changed_behind_its_back(workspace: Path, docke
     project = load_compose(workspace)
     with PacksSession(docker_client, project) as s:
         s.refresh()
+        s.flush()  # record the volume's hashes now (close() would)
         with PacksSession(docker_client, project) as fresh:
             assert fresh.status().in_sync
             assert fresh.used_manifest  # the commit's recorded hashes match the volume's listing
@@ -368,3 +369,17 @@ def test_a_second_session_does_not_commit_while_another_holds_the_lock(
     with PacksSession(docker_client, project) as c:
         assert c.refresh().plan.put == ["core/actions/b.yaml"]
         assert c._helper().exec_run(["test", "-e", "/v/.attune-lock"]).exit_code != 0
+
+
+def test_a_stale_lock_left_by_a_dead_helper_is_taken_over(workspace: Path, docker_client: Any) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        # A helper that died mid-commit after this session started left its lock behind.
+        s._helper().exec_run(
+            ["sh", "-c", "mkdir /v/.attune-lock && printf deadbeef0000 > /v/.attune-lock/owner"]
+        )
+        (workspace / "packs" / "core" / "actions" / "c.yaml").write_text("c")
+        assert s.refresh().plan.put == ["core/actions/c.yaml"]
+        assert s._helper().exec_run(["test", "-e", "/v/.attune-lock"]).exit_code != 0
+        assert s.status().in_sync
