@@ -479,6 +479,7 @@ class ConsoleSession:
         if await self._action("start the stack", self.backend.up()):
             self.notify("stack started")
             self._start_log_follow()
+            await self.check_packs(quiet=True)  # init-packs has just filled the volume
 
     async def check_packs(self, quiet: bool = False) -> None:
         row = self.rows[PACKS]

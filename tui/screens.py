@@ -56,8 +56,10 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(table, id="help-table")
             yield Static(
-                "Rebind keys in ~/.config/attune-console/config.toml or <workspace>/attune-console.toml, "
-                'e.g. [keys] build = "f5".',
+                Text(
+                    "Rebind keys in ~/.config/attune-console/config.toml or <workspace>/attune-console.toml, "
+                    'e.g. [keys] build = "f5".'
+                ),
                 id="help-hint",
             )
 
