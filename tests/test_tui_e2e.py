@@ -1,6 +1,7 @@
 """End to end on the real daemon: the console in tmux, driven by keys, read with capture-pane.
 
-Builds ``api`` of a private demo copy with ``b`` and reads CACHED/DONE steps and the totals off the
+Builds ``api`` of a private demo copy with ``b``; turns watch mode on, edits api's source, sees the row
+turn stale, rebuilds and reads CACHED/DONE steps, the totals and the first miss with its reason off the
 screen; then runs api (``u``), refreshes packs with ``p`` (after-refresh: SIGHUP), edits a pack file,
 presses ``p`` again and sees, in the console's own container log pane, api report the new file count.
 """
@@ -97,10 +98,28 @@ def test_build_api_then_refresh_packs_and_see_the_container_change(console) -> N
     screen.wait_for(lambda t: "packs volume" in t and "api" in t, 60, "the main screen")
     screen.press("b")  # the cursor starts on the first buildable service: api
     text = screen.wait_for(
-        lambda t: re.search(r"│ api\s+(up to date|failed)", t) is not None, 900, "the api build to end"
+        lambda t: re.search(r"│ api\s+(up to date|failed)", t) is not None, 900, "the first api build to end"
     )
     assert re.search(r"api\s+done\s+cached (\d+)/(\d+) · [\d.]+ s", text), text
+
+    # Watch mode on, edit api's source: the row turns stale with the predicted miss; rebuild.
+    screen.press("w")
+    time.sleep(1)
+    main_rs = root / "crates" / "api" / "src" / "main.rs"
+    main_rs.write_text(main_rs.read_text() + "\n// edited by the console e2e test\n")
+    text = screen.wait_for(lambda t: re.search(r"│ api\s+stale", t) is not None, 60, "api to turn stale")
+    assert "COPY crates/api/" in text, text
+    screen.press("b")
+    text = screen.wait_for(
+        lambda t: re.search(r"│ api\s+(up to date|failed)", t) is not None, 900, "the second api build to end"
+    )
+    totals = re.search(r"api\s+done\s+cached (\d+)/(\d+) · [\d.]+ s", text)
+    assert totals, text
+    cached, total = int(totals.group(1)), int(totals.group(2))
+    assert 0 < cached < total, text  # planner steps reused, the builder's COPY and cargo build ran
     assert "CACHED" in text and "DONE" in text, text
+    assert re.search(r"first miss \[builder \d+/\d+\] COPY crates/api/", text), text
+    assert "crates/api/src/main.rs" in text, text  # the reason, from the impact analysis
     assert re.search(r"api\s+up to date\s+\d+/\d+", text), text
 
     screen.press("u")  # recreate api with its new image (creates the packs volume, empty)
