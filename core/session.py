@@ -196,9 +196,13 @@ class ConsoleSession:
         targets = set(self.backend.targets())
         for name in self.backend.services():
             buildable = name in targets
-            self.rows[name] = ServiceState(
-                name, buildable=buildable, build_state="unknown" if buildable else "-"
-            )
+            row = ServiceState(name, buildable=buildable, build_state="unknown" if buildable else "-")
+            self.rows[name] = row
+            recent = getattr(self.backend, "recent_durations", None)
+            if buildable and recent is not None:
+                # The duration sparkline starts from the build history, not empty.
+                with contextlib.suppress(Exception):
+                    row.durations.extend(recent(name))
         self.rows[PACK_BINARIES] = ServiceState(PACK_BINARIES, kind=PACK_BINARIES)
         self.rows[PACKS] = ServiceState(PACKS, kind=PACKS, buildable=False)
 

@@ -68,7 +68,9 @@ async def select(pilot, app: AttuneConsoleApp, name: str) -> None:  # type: igno
 
 
 async def test_idle_layout_lists_services_packs_and_bindings(tmp_path: Path) -> None:
-    fb = FakeBackend(status={"api": ContainerStatus("running", "healthy")})
+    fb = FakeBackend(
+        status={"api": ContainerStatus("running", "healthy")}, history={"api": [40.0, 12.0, 8.5]}
+    )
     app, session, _ = make_app(tmp_path, fb)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: session.daemon_ok is True)
@@ -86,6 +88,8 @@ async def test_idle_layout_lists_services_packs_and_bindings(tmp_path: Path) -> 
             "packs",
         ]
         assert cell_text(table, "api", "Container") == "running (healthy)"
+        assert cell_text(table, "api", "Last") == "8.5 s"  # from the build history
+        assert cell_text(table, "api", "History") == "█▁▁"  # 40 s, 12 s, 8.5 s
         assert cell_text(table, "packs", "Build") == "in sync"
         assert app.selected == "api"  # first buildable row
         assert not app.query_one("#banner").display

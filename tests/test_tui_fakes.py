@@ -88,6 +88,10 @@ class FakeBackend:
     fail_restart: str | None = None
     logs: list[tuple[str, str]] = field(default_factory=list)
     status: dict[str, ContainerStatus] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    def recent_durations(self, target: str) -> list[float]:
+        return list(self.history.get(target, []))
 
     def targets(self) -> list[str]:
         return [s for s in self.service_names if s != "init-packs"]
