@@ -416,10 +416,11 @@ class AttuneConsoleApp(App[None]):
     def action_focus_logs(self) -> None:
         tabs = self._main.query_one("#log-tabs", TabbedContent)
         view = self.active_log()
-        if view.has_focus:
+        if self._main.focused is view:
             tabs.active = "tab-containers" if tabs.active == "tab-build" else "tab-build"
             view = self.active_log()
-        view.focus()
+        # set_focus is immediate (Widget.focus is deferred), so a quick second `l` sees it.
+        self._main.set_focus(view)
 
     def action_log_scope(self) -> None:
         tabs = self._main.query_one("#log-tabs", TabbedContent)
