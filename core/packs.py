@@ -55,6 +55,7 @@ TXN_PREFIX = ".attune-txn-"
 HELPER_LABEL = "io.attune-console.packs-helper"
 RESTART_EXIT_CHANGED = 75
 EXIT_LOCKED = 77
+EXIT_UPLOAD = 78
 
 After = Literal["none", "hup", "restart"]
 
@@ -481,6 +482,7 @@ if [ -d ./.attune-lock ]; then
   for h in "$@"; do [ "$h" = "$owner" ] && live=yes; done
   [ "$live" = yes ] || rm -rf ./.attune-lock
 fi
+command -v tar >/dev/null 2>&1 && echo "has tar" >&2
 exit 0
 """
 
@@ -518,12 +520,13 @@ done < "$L/bdirs"
 xargs -0 -r rm -f -- < "$L/remove0" || fail "cannot remove files"
 while IFS= read -r p; do mv "./$p" "$T/oldpacks/$p" || fail "cannot move pack $p aside"; done < "$L/oldpacks"
 while IFS= read -r d; do
-  if [ -d "./$d" ]; then rmdir "./$d" 2>/dev/null && printf '%s\\n' "$d" >> "$T/rmdone"; fi
+  # Intent first, then the act: a kill between the two must not leave an unrecorded change.
+  if [ -d "./$d" ]; then printf '%s\\n' "$d" >> "$T/rmdone"; rmdir "./$d" 2>/dev/null; fi
 done < "$L/rmdirs"
 while IFS= read -r d; do
   if [ ! -d "./$d" ]; then
-    mkdir "./$d" || fail "cannot create directory $d"
     printf '%s\\n' "$d" >> "$T/created"
+    mkdir "./$d" || fail "cannot create directory $d"
     chmod --reference="$T/new/$d" "./$d"
   fi
 done < "$L/mkdirs"
@@ -541,6 +544,17 @@ rm -rf "$T"
 unlock
 {_LISTING} | sha256sum | cut -c1-64
 """
+
+
+# The upload and the commit in one exec: the staging tar arrives on stdin ($1: transaction id).
+UNTAR_THEN_COMMIT = (
+    f"""
+if ! tar -x -C {MOUNT} -f - 2>/tmp/attune-tar-err; then
+  cat /tmp/attune-tar-err >&2; rm -rf "{MOUNT}/.attune-txn-$1"; exit {EXIT_UPLOAD}
+fi
+"""
+    + COMMIT_SCRIPT
+)
 
 
 # --- remote listing ---------------------------------------------------------------------------
@@ -918,6 +932,7 @@ class PacksSession:
         self.used_manifest = False
         self.manifests = manifests if manifests is not None else ManifestStore.default()
         self._pending: tuple[str, dict[str, str]] | None = None
+        self._has_tar = False
         self._pending_entries: Mapping[str, Entry] | None = None
 
     # lifecycle
@@ -1017,8 +1032,40 @@ class PacksSession:
         )
         return [c.id[:12] for c in others if c.id != mine]
 
+    def _exec_stdin(self, script: str, data: IO[bytes], *args: str) -> tuple[int, bytes, bytes]:
+        """Run ``script`` in the helper with ``data`` on its stdin (one round trip for upload + commit)."""
+        import socket
+
+        import docker.errors
+        from docker.utils.socket import frames_iter
+
+        c = self._helper()
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(
+                c.id, ["sh", "-c", script, "sh", *args], stdin=True, stdout=True, stderr=True, user="0:0"
+            )["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+            raw = getattr(sock, "_sock", sock)
+            try:
+                while chunk := data.read(1 << 20):
+                    raw.sendall(chunk)
+                raw.shutdown(socket.SHUT_WR)
+                out: list[bytes] = []
+                err: list[bytes] = []
+                for stream, payload in frames_iter(sock, tty=False):
+                    (out if stream == 1 else err).append(payload)
+            finally:
+                sock.close()
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except (docker.errors.APIError, OSError) as exc:
+            self.container = None
+            raise PacksError(f"the packs helper container stopped: {exc}") from exc
+        return code if code is not None else -1, b"".join(out), b"".join(err)
+
     def _recover(self) -> None:
         code, _out, err = self._exec(RECOVER_SCRIPT, *self._other_helpers())
+        self._has_tar = b"has tar" in err
         msgs = [ln for ln in err.decode(errors="replace").splitlines() if ln.startswith("rolled back")]
         self.recovered.extend(m.removeprefix("rolled back ") for m in msgs)
         if code != 0:
@@ -1143,16 +1190,23 @@ class PacksSession:
             sent = buf.tell()
             buf.seek(0)
             self.progress("upload", {"bytes": sent, "files": len(plan.put), "packs": len(plan.new_packs)})
-            try:
-                ok = c.put_archive(MOUNT, buf)
-            except docker.errors.APIError as exc:
-                self._after_failure()
-                raise PacksError(_explain_api_error(exc, self.target.volume)) from exc
-            if not ok:
-                self._after_failure()
-                raise PacksError(f"the daemon refused the upload into volume {self.target.volume}")
-        self.progress("commit", {"txn": txn, "container": c.id})
-        code, out, err = self._exec_commit(txn, signature)
+            if self._has_tar:
+                self.progress("commit", {"txn": txn, "container": c.id})
+                code, out, err = self._exec_commit(txn, signature, upload=buf)
+                if code == EXIT_UPLOAD:
+                    text = err.decode(errors="replace").strip()
+                    raise PacksError(_explain_upload_error(text, self.target.volume))
+            else:  # no tar in the helper image: the daemon extracts the upload
+                try:
+                    ok = c.put_archive(MOUNT, buf)
+                except docker.errors.APIError as exc:
+                    self._after_failure()
+                    raise PacksError(_explain_api_error(exc, self.target.volume)) from exc
+                if not ok:
+                    self._after_failure()
+                    raise PacksError(f"the daemon refused the upload into volume {self.target.volume}")
+                self.progress("commit", {"txn": txn, "container": c.id})
+                code, out, err = self._exec_commit(txn, signature)
         text = err.decode(errors="replace").strip()
         if code == RESTART_EXIT_CHANGED:
             return code, text, sent
@@ -1171,10 +1225,15 @@ class PacksSession:
         self.progress("done", {"txn": txn})
         return 0, text, sent
 
-    def _exec_commit(self, txn: str, signature: str | None) -> tuple[int, bytes, bytes]:
+    def _exec_commit(
+        self, txn: str, signature: str | None, upload: IO[bytes] | None = None
+    ) -> tuple[int, bytes, bytes]:
         try:
             me = self._helper().id[:12]
-            code, out, err = self._exec(COMMIT_SCRIPT, txn, signature or "-", me, "-")
+            if upload is not None:
+                code, out, err = self._exec_stdin(UNTAR_THEN_COMMIT, upload, txn, signature or "-", me, "-")
+            else:
+                code, out, err = self._exec(COMMIT_SCRIPT, txn, signature or "-", me, "-")
             if code == EXIT_LOCKED:
                 owner = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
                 if owner not in self._other_helpers():  # its helper died: the lock is stale
@@ -1203,6 +1262,13 @@ class PacksSession:
                 f"refresh failed and the rollback could not run yet ({exc}); the next status or "
                 "refresh rolls the volume back"
             ) from exc
+
+
+def _explain_upload_error(text: str, volume: str) -> str:
+    # GNU tar reports a short write on a full disk as "Wrote only N of M bytes".
+    if "no space left" in text.lower() or "wrote only" in text.lower():
+        return f"the disk holding volume {volume} is full; nothing was changed ({text})"
+    return f"upload into volume {volume} failed; nothing was changed ({text})"
 
 
 def _explain_api_error(exc: Any, volume: str) -> str:

@@ -167,8 +167,15 @@ def test_refresh_notices_a_volume_changed_behind_its_back(workspace: Path, docke
         assert cat(s, "core/actions/echo.yaml") == b"name: echo\n"
 
 
+@pytest.mark.parametrize(
+    "midway",
+    [
+        pytest.param("ls /v/.attune-txn-*/COMMITTING", id="while-creating-directories"),
+        pytest.param("test -e /v/core/bulk/d0400/b.yaml", id="while-renaming-files"),
+    ],
+)
 def test_refresh_killed_midway_leaves_the_volume_exactly_as_before(
-    workspace: Path, docker_client: Any
+    workspace: Path, docker_client: Any, midway: str
 ) -> None:
     project = load_compose(workspace)
     packs = workspace / "packs"
@@ -177,7 +184,7 @@ def test_refresh_killed_midway_leaves_the_volume_exactly_as_before(
         before = volume_files(s)
         # The commit runs one process per directory: with enough directories it takes seconds,
         # so the kill lands inside it.
-        for i in range(600):
+        for i in range(800):
             d = packs / "core" / "bulk" / f"d{i:04d}"
             d.mkdir(parents=True)
             (d / "a.yaml").write_text(f"n: {i}\n")
@@ -191,8 +198,14 @@ def test_refresh_killed_midway_leaves_the_volume_exactly_as_before(
             if phase == "commit":
 
                 def kill() -> None:
-                    time.sleep(0.6)
-                    docker_client.containers.get(data["container"]).kill()
+                    # Midway = the commit has started renaming (COMMITTING written) and not finished.
+                    helper = docker_client.containers.get(data["container"])
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:
+                        if helper.exec_run(["sh", "-c", midway]).exit_code == 0:
+                            break
+                        time.sleep(0.02)
+                    helper.kill()
                     killed.set()
 
                 threading.Thread(target=kill, daemon=True).start()
