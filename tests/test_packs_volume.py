@@ -396,3 +396,18 @@ def test_a_stale_lock_left_by_a_dead_helper_is_taken_over(workspace: Path, docke
         assert s.refresh().plan.put == ["core/actions/c.yaml"]
         assert s._helper().exec_run(["test", "-e", "/v/.attune-lock"]).exit_code != 0
         assert s.status().in_sync
+
+
+def test_refresh_without_tar_in_the_helper_image_uploads_through_the_daemon(
+    workspace: Path, docker_client: Any
+) -> None:
+    project = load_compose(workspace)
+    with PacksSession(docker_client, project) as s:
+        s.refresh()
+        s._helper()
+        s._has_tar = False  # as with a helper image that has no tar: put_archive, then the commit
+        (workspace / "packs" / "core" / "actions" / "echo.yaml").write_text("via put_archive\n")
+        res = s.refresh()
+        assert res.plan.put == ["core/actions/echo.yaml"]
+        assert cat(s, "core/actions/echo.yaml") == b"via put_archive\n"
+        assert s.status().in_sync
