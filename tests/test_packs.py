@@ -259,3 +259,61 @@ def test_status_output_without_hashes_takes_the_recorded_ones() -> None:
     listing = b"f 644 1 2.0 12\0core/a\0\0"
     entries, _ = parse_status_output(listing + b"END\0", {"core/a": sha(b"a")})
     assert entries["core/a"].digest == sha(b"a")
+
+
+def test_helper_image_is_a_local_image_and_never_pulled(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    import docker.errors
+
+    from attune_console.core.compose import ComposeProject, ComposeService, VolumeMount
+    from attune_console.core.packs import PacksError, find_target, helper_image
+
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    init = ComposeService(
+        "init-packs",
+        "base:1",
+        None,
+        (
+            VolumeMount("bind", str(packs), "/source/packs", True),
+            VolumeMount("volume", "packs_data", "/p", False),
+        ),
+        {},
+        (),
+        None,
+        3,
+    )
+    api = ComposeService(
+        "api", "demo_api", None, (VolumeMount("volume", "packs_data", "/p", True),), {}, (), None, 9
+    )
+    project = ComposeProject(
+        "demo",
+        tmp_path / "docker-compose.yaml",
+        tmp_path,
+        {"init-packs": init, "api": api},
+        {"packs_data": "demo_packs_data"},
+        {"RUNTIME_IMAGE": "runtime:1"},
+        1,
+    )
+    target = find_target(project)
+    assert (target.logical, target.volume, target.mounting_services) == (
+        "packs_data",
+        "demo_packs_data",
+        ["api"],
+    )
+    present: set[str] = {"demo_api"}
+    asked: list[str] = []
+
+    def get(name: str) -> object:
+        asked.append(name)
+        if name not in present:
+            raise docker.errors.ImageNotFound(f"no {name}")
+        return object()
+
+    client = SimpleNamespace(images=SimpleNamespace(get=get))
+    assert helper_image(client, project, target) == "demo_api"
+    assert asked == ["runtime:1", "demo_api"]  # the runtime base first, then the services' images
+    present.clear()
+    with pytest.raises(PacksError, match="no local image to run the packs helper"):
+        helper_image(client, project, target)
