@@ -223,7 +223,7 @@ def test_monitor_sees_a_restart_within_a_second_and_logs_follow_across_it(stack:
         items: list[LogLine | LogNotice] = []
 
         async def follow() -> None:
-            async with LogFollower(stack.client, stack.project.name, ["api"], tail=5) as logs:
+            async with LogFollower(stack.client, stack.project.name, ["api", "init-packs"], tail=5) as logs:
 
                 async def until(pred: Any, timeout: float) -> None:
                     end = time.monotonic() + timeout
@@ -257,10 +257,14 @@ def test_monitor_sees_a_restart_within_a_second_and_logs_follow_across_it(stack:
         monitor.stop()
 
     lines = [i for i in items if isinstance(i, LogLine)]
-    attached = [i for i in items if isinstance(i, LogNotice) and i.kind == "attached"]
+    attached = [i for i in items if isinstance(i, LogNotice) and i.kind == "attached" and i.service == "api"]
     assert len(attached) >= 2, items
     assert sum(marker_before in ln.text for ln in lines) == 1, "a line was repeated after reattaching"
     assert all(ln.timestamp and ln.stream in {"stdout", "stderr"} for ln in lines)
+    # several services at once: the exited init-packs is backfilled next to the live api
+    assert any(ln.service == "init-packs" and "copied" in ln.text for ln in lines)
+    api_lines = [ln for ln in lines if ln.service == "api"]
+    assert api_lines and all("_api_" in ln.container for ln in api_lines)
     final = monitor.states()["api"]
     assert final.state == "running" and final.containers[0].started_at != old_start
 
