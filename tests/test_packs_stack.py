@@ -264,7 +264,7 @@ def test_monitor_sees_a_restart_within_a_second_and_logs_follow_across_it(stack:
     # several services at once: the exited init-packs is backfilled next to the live api
     assert any(ln.service == "init-packs" and "copied" in ln.text for ln in lines)
     api_lines = [ln for ln in lines if ln.service == "api"]
-    assert api_lines and all("_api_" in ln.container for ln in api_lines)
+    assert api_lines and all("api" in ln.container for ln in api_lines)  # v1 _api_1, v2 -api-1
     final = monitor.states()["api"]
     assert final.state == "running" and final.containers[0].started_at != old_start
 
