@@ -52,15 +52,17 @@ pub fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
-/// Every pack under `dir`, sorted by name. Entries that are not directories are ignored.
+/// Every pack under `dir`, sorted by name. Entries that are not directories are ignored, and so
+/// are hidden ones: a tool refreshing the packs volume keeps its staging area and lock there
+/// (`.attune-txn-*`, `.attune-lock`) for the moment of a commit, and those are not packs.
 pub fn scan(dir: &Path) -> io::Result<Vec<Pack>> {
     let mut packs = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if !entry.path().is_dir() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
         packs.push(scan_pack(&name, &entry.path())?);
     }
     packs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -181,6 +183,8 @@ mod tests {
         .unwrap();
         fs::write(dir.join("core/actions/echo.yaml"), "name: echo\n").unwrap();
         fs::write(dir.join("stray-file"), "not a pack").unwrap();
+        fs::create_dir_all(dir.join(".attune-txn-1/core")).unwrap();
+        fs::write(dir.join(".attune-txn-1/core/half"), "staged").unwrap();
         let packs = scan(&dir).unwrap();
         assert_eq!(packs.len(), 1);
         assert_eq!(packs[0].name, "core");
