@@ -253,20 +253,24 @@ class ConsoleSession:
         if self.config.watch:
             self.set_watch(True)
 
-    async def stop(self) -> None:
-        """Cancel builds, watchers and followers; wait for them to end."""
-        await self.cancel_all(wait=True)
-        tasks = [t for t in (self._watch_task, self._logs_task, self._monitor_task) if t is not None]
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Cancel builds, watchers and followers and wait (bounded) for them to end.
+
+        ``asyncio.wait`` rather than awaiting each task: it never raises, never swallows the
+        caller's own cancellation, and gives up after ``timeout`` so quitting cannot hang.
+        """
+        tasks = [self._tasks[n] for n in self.running_builds]
+        tasks += [t for t in (self._watch_task, self._logs_task, self._monitor_task) if t is not None]
         tasks += list(self._background)
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
         aclose = getattr(self.backend, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
-                await aclose()
+                await asyncio.wait_for(aclose(), timeout)
 
     async def _monitor(self) -> None:
         """Ping the daemon; on loss show the banner, on return reconnect the followers."""
@@ -445,17 +449,14 @@ class ConsoleSession:
             self.notify(f"{target}: no build running", "warning")
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait([task], timeout=60)
 
     async def cancel_all(self, wait: bool = True) -> int:
         running = [self._tasks[n] for n in self.running_builds]
         for task in running:
             task.cancel()
-        if wait:
-            for task in running:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        if wait and running:
+            await asyncio.wait(running, timeout=60)
         return len(running)
 
     # ------------------------------------------------------------------ services and packs

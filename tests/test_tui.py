@@ -7,6 +7,7 @@ test on the real daemon lives in test_tui_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,19 @@ from attune_console.tui.logview import LogView
 from attune_console.tui.screens import ConfirmScreen, HelpScreen
 
 SIZE = (140, 45)
+
+
+def bounded(seconds: float = 120.0):  # type: ignore[no-untyped-def]
+    """Fail a test that hangs instead of hanging the whole run (no pytest-timeout here)."""
+
+    def wrap(fn):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+            return await asyncio.wait_for(fn(*args, **kwargs), seconds)
+
+        return run
+
+    return wrap
 
 
 def make_app(
@@ -67,6 +81,7 @@ async def select(pilot, app: AttuneConsoleApp, name: str) -> None:  # type: igno
     await pilot.pause()
 
 
+@bounded()
 async def test_idle_layout_lists_services_packs_and_bindings(tmp_path: Path) -> None:
     fb = FakeBackend(
         status={"api": ContainerStatus("running", "healthy")}, history={"api": [40.0, 12.0, 8.5]}
@@ -97,6 +112,7 @@ async def test_idle_layout_lists_services_packs_and_bindings(tmp_path: Path) -> 
         assert {"build", "build_stale", "refresh_packs", "cancel", "help", "quit"} <= shown
 
 
+@bounded()
 async def test_b_builds_selected_and_renders_cached_done_totals_and_first_miss(tmp_path: Path) -> None:
     app, session, fb = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -116,6 +132,7 @@ async def test_b_builds_selected_and_renders_cached_done_totals_and_first_miss(t
         assert any("api: built" in m for m in notifications(app))
 
 
+@bounded()
 async def test_first_miss_shows_reason_from_impact(tmp_path: Path) -> None:
     fb = FakeBackend(impact_result=stale_api())
     app, session, _ = make_app(tmp_path, fb)
@@ -135,6 +152,7 @@ async def test_first_miss_shows_reason_from_impact(tmp_path: Path) -> None:
         )
 
 
+@bounded()
 async def test_failed_build_selects_failing_step_and_shows_its_log(tmp_path: Path) -> None:
     fb = FakeBackend(scripts={"api": api_steps(error=True)})
     app, session, _ = make_app(tmp_path, fb)
@@ -154,6 +172,7 @@ async def test_failed_build_selects_failing_step_and_shows_its_log(tmp_path: Pat
         assert any("build failed" in m for m in notifications(app))
 
 
+@bounded()
 async def test_selecting_a_step_shows_its_log_and_t_toggles_whole_build(tmp_path: Path) -> None:
     app, session, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -171,6 +190,7 @@ async def test_selecting_a_step_shows_its_log_and_t_toggles_whole_build(tmp_path
         assert any("Finished" in line for line in log.lines)
 
 
+@bounded()
 async def test_c_cancels_selected_build_and_C_cancels_all(tmp_path: Path) -> None:
     hold = [*api_steps()[:4], Step("[builder 4/4] RUN cargo build", "hold", 5, ("compiling",))]
     fb = FakeBackend(scripts={"api": hold, "executor": list(hold)})
@@ -196,6 +216,7 @@ async def test_c_cancels_selected_build_and_C_cancels_all(tmp_path: Path) -> Non
         assert session.rows["api"].build_state == session.rows["executor"].build_state == "cancelled"
 
 
+@bounded()
 async def test_ctrl_b_asks_before_no_cache_build(tmp_path: Path) -> None:
     app, _session, fb = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -210,6 +231,7 @@ async def test_ctrl_b_asks_before_no_cache_build(tmp_path: Path) -> None:
         await until(pilot, lambda: ("build", "api", "no-cache") in fb.calls)
 
 
+@bounded()
 async def test_service_keys_dispatch_and_failures_notify(tmp_path: Path) -> None:
     fb = FakeBackend(fail_restart="executor")
     app, _session, _ = make_app(tmp_path, fb, ConsoleConfig(after_refresh="hup"))
@@ -229,6 +251,7 @@ async def test_service_keys_dispatch_and_failures_notify(tmp_path: Path) -> None
         assert app.is_running  # failures never crash the app
 
 
+@bounded()
 async def test_P_builds_pack_binaries_then_installs_them(tmp_path: Path) -> None:
     app, _session, fb = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -238,6 +261,7 @@ async def test_P_builds_pack_binaries_then_installs_them(tmp_path: Path) -> None
         await until(pilot, lambda: any("attune-core-timer-sensor installed" in m for m in notifications(app)))
 
 
+@bounded()
 async def test_watch_auto_rebuild_and_B(tmp_path: Path) -> None:
     fb = FakeBackend(impact_result=stale_api())
     fb.status = {name: ContainerStatus("running", None, image_created=1.0) for name in fb.targets()}
@@ -261,6 +285,7 @@ async def test_watch_auto_rebuild_and_B(tmp_path: Path) -> None:
         assert not session.watching
 
 
+@bounded()
 async def test_watch_mode_reacts_to_a_real_file_change(tmp_path: Path) -> None:
     (tmp_path / "crates" / "api" / "src").mkdir(parents=True)
     fb = FakeBackend(impact_result=stale_api())
@@ -275,6 +300,7 @@ async def test_watch_mode_reacts_to_a_real_file_change(tmp_path: Path) -> None:
         assert session.last_impact_ms is not None and session.last_impact_ms < 200
 
 
+@bounded()
 async def test_help_screen_lists_every_action_with_rebound_keys(tmp_path: Path) -> None:
     keys = {a.id: a.key for a in ACTIONS} | {"build": "f5"}
     app, _, fb = make_app(tmp_path, config=ConsoleConfig(keys=keys))
@@ -292,6 +318,7 @@ async def test_help_screen_lists_every_action_with_rebound_keys(tmp_path: Path) 
         await until(pilot, lambda: ("build", "api", "") in fb.calls)
 
 
+@bounded()
 async def test_command_palette_runs_actions(tmp_path: Path) -> None:
     app, _session, fb = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -303,6 +330,7 @@ async def test_command_palette_runs_actions(tmp_path: Path) -> None:
         await until(pilot, lambda: ("restart", "api") in fb.calls)
 
 
+@bounded()
 async def test_command_palette_lists_every_action(tmp_path: Path) -> None:
     from attune_console.tui.commands import ActionsProvider
 
@@ -315,6 +343,7 @@ async def test_command_palette_lists_every_action(tmp_path: Path) -> None:
             assert hasattr(app, f"action_{action.id.replace('-', '_')}")
 
 
+@bounded()
 async def test_logs_search_filter_follow_clear_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import platformdirs
 
@@ -362,6 +391,7 @@ async def test_logs_search_filter_follow_clear_save(tmp_path: Path, monkeypatch:
         assert not app.query_one("#search", Input).display
 
 
+@bounded()
 async def test_log_view_renders_colours_not_escape_codes(tmp_path: Path) -> None:
     fb = FakeBackend()
     fb.logs = [("api", "\x1b[31mred\x1b[0m and \x1b[1mbold\x1b[0m"), ("api", "bad \udcff bytes")]
@@ -379,6 +409,7 @@ async def test_log_view_renders_colours_not_escape_codes(tmp_path: Path) -> None
         )
 
 
+@bounded()
 async def test_daemon_lost_banner_and_reconnect(tmp_path: Path) -> None:
     fb = FakeBackend(daemon_up=False)
     app, session, _ = make_app(tmp_path, fb)
@@ -397,6 +428,7 @@ async def test_daemon_lost_banner_and_reconnect(tmp_path: Path) -> None:
         assert any("reconnected" in m for m in notifications(app))
 
 
+@bounded()
 async def test_q_asks_while_building_and_cancels_cleanly(tmp_path: Path) -> None:
     hold = [*api_steps()[:3], Step("[builder 4/4] RUN cargo build", "hold", 5)]
     fb = FakeBackend(scripts={"api": hold})
@@ -417,6 +449,7 @@ async def test_q_asks_while_building_and_cancels_cleanly(tmp_path: Path) -> None
     assert run is not None and run.state is RunState.CANCELLED
 
 
+@bounded()
 async def test_q_quits_at_once_when_idle(tmp_path: Path) -> None:
     app, _, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -424,6 +457,7 @@ async def test_q_quits_at_once_when_idle(tmp_path: Path) -> None:
         await until(pilot, lambda: not app.is_running)
 
 
+@bounded()
 async def test_bad_config_is_reported_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "attune-console.toml").write_text("[limits]\nparallel_builds = 0\n")
     fb = FakeBackend()
@@ -435,6 +469,7 @@ async def test_bad_config_is_reported_not_fatal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+@bounded()
 async def test_small_and_wide_terminals_render(tmp_path: Path, size: tuple[int, int]) -> None:
     app, session, _ = make_app(tmp_path)
     async with app.run_test(size=size) as pilot:
@@ -446,6 +481,7 @@ async def test_small_and_wide_terminals_render(tmp_path: Path, size: tuple[int, 
         assert app.query_one("#build-log", LogView).region.height >= 3
 
 
+@bounded()
 async def test_auto_rebuild_restarts_a_build_the_next_change_made_obsolete(tmp_path: Path) -> None:
     hold = [*api_steps()[:3], Step("[builder 4/4] RUN cargo build", "hold", 5)]
     fb = FakeBackend(scripts={"api": hold}, impact_result=stale_api())
@@ -463,6 +499,7 @@ async def test_auto_rebuild_restarts_a_build_the_next_change_made_obsolete(tmp_p
         await until(pilot, lambda: session.rows["api"].build_state == "up to date")
 
 
+@bounded()
 async def test_very_long_lines_scroll_instead_of_breaking(tmp_path: Path) -> None:
     fb = FakeBackend()
     fb.logs = [("api", "x" * 20_000 + " END"), ("api", "short")]

@@ -550,8 +550,10 @@ class AttuneConsoleApp(App[None]):
             if not ok:
                 return
             self.notify("cancelling builds…")
-        await self.session.stop()
-        self.exit()
+        try:
+            await self.session.stop()
+        finally:
+            self.exit()
 
     @property
     def packs_row(self) -> str:
