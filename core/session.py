@@ -277,7 +277,7 @@ class ConsoleSession:
         last_problem = ""
         while True:
             try:
-                await asyncio.wait_for(self.backend.ping(), timeout=10)
+                await _within(self.backend.ping(), 10)
                 status = await self.backend.container_status()
             except (DockerUnavailable, TimeoutError, OSError) as exc:
                 self._set_daemon(False, str(exc) or "Docker daemon not answering")
@@ -581,6 +581,23 @@ class ConsoleSession:
                     await self.cancel(name)
                 await self.build(name, reason=self.rows[name].stale)
         return impact
+
+
+async def _within(coro: Awaitable[None], timeout: float) -> None:
+    """Await ``coro`` for at most ``timeout`` seconds (raises TimeoutError).
+
+    Not ``asyncio.wait_for``: on Python < 3.12 it can swallow the caller's cancellation when the
+    inner call finishes at the same moment, and the monitor loop would then never stop.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+    if not done:
+        raise TimeoutError(f"no answer within {timeout:.0f} s")
+    task.result()
 
 
 def sparkline(values: Iterable[float]) -> str:
