@@ -106,7 +106,8 @@ def test_build_api_then_refresh_packs_and_see_the_container_change(console) -> N
     screen.press("w")
     time.sleep(1)
     main_rs = root / "crates" / "api" / "src" / "main.rs"
-    main_rs.write_text(main_rs.read_text() + "\n// edited by the console e2e test\n")
+    # Unique content: BuildKit keys COPY by content, and an edit seen before would be a cache hit.
+    main_rs.write_text(main_rs.read_text() + f"\n// edited by the console e2e test {uuid.uuid4().hex}\n")
     text = screen.wait_for(lambda t: re.search(r"│ api\s+stale", t) is not None, 60, "api to turn stale")
     assert "COPY crates/api/" in text, text
     screen.press("b")
