@@ -68,7 +68,11 @@ def build_cell(row: ServiceState) -> Text:
         done = sum(1 for s in run.counted_steps if s.state.finished)
         label = f"building {done}/{run.total or '?'}"
     elif row.kind == PACKS and row.packs is not None and row.packs.changed:
-        label = f"{row.packs.changed} changed"
+        # A missing volume is not "changed": say it is missing and what a refresh will copy.
+        if row.packs.volume_exists:
+            label = f"{row.packs.changed} changed"
+        else:
+            label = f"no volume · {row.packs.changed} to copy"
     return Text(label, style=STATE_STYLE.get(state, ""))
 
 
