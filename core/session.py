@@ -21,17 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from attune_console.core.console_config import ConsoleConfig
 from attune_console.core.errors import AttuneError, DockerUnavailable
 from attune_console.core.logbuffer import LogBuffer
 from attune_console.core.progress import BuildEvent, BuildRun, EventKind, RunState, StepState
+
+if TYPE_CHECKING:
+    from attune_console.core.fingerprint import ServiceFingerprint
 
 PACK_BINARIES = "pack-binaries"
 PACKS = "packs"
@@ -250,6 +254,7 @@ class ConsoleSession:
     async def start(self) -> None:
         """Begin monitoring the daemon (and, when configured, watching the workspace)."""
         self._monitor_task = asyncio.ensure_future(self._monitor())
+        self._spawn(self.predict_all(), "predict")
         if self.config.watch:
             self.set_watch(True)
 
@@ -357,10 +362,46 @@ class ConsoleSession:
         self.touch()
         self._tasks[target] = asyncio.ensure_future(self._run_build(target, no_cache))
 
+    async def predict(self, target: str) -> ServiceImpact | None:
+        """The backend's fingerprint prediction for ``target`` (None when it has none).
+
+        When the impact analysis already named the same step, its reason (which names the
+        changed file) is kept.
+        """
+        predict = getattr(self.backend, "predict", None)
+        if predict is None:
+            return None
+        try:
+            why: ServiceImpact | None = await asyncio.to_thread(predict, target)
+        except Exception:
+            return None
+        stale = self.rows[target].stale if target in self.rows else None
+        if why is not None and stale is not None and why.instruction == stale.instruction:
+            return stale
+        return why
+
+    async def predict_all(self) -> None:
+        """On load: rows whose sources changed since their last recorded build turn stale, with why."""
+        for name, row in list(self.rows.items()):
+            if not row.buildable or row.kind == PACKS:
+                continue
+            why = await self.predict(name)
+            if why is None or why.stage is None or row.building:
+                continue
+            if row.build_state in ("unknown", "built", "not built", "up to date"):
+                row.stale = why
+                row.build_state = "stale"
+                self.touch()
+
     async def _run_build(self, target: str, no_cache: bool) -> None:
         row = self.rows[target]
         log = self.build_log(target)
         try:
+            if not no_cache:
+                # Every build gets a reason for its first miss, not only the ones watch mode marked.
+                predicted = await self.predict(target)
+                if predicted is not None:
+                    row.build_reason = predicted
             async with self._slots:
                 row.build_state = "building"
                 log.clear()
@@ -717,6 +758,10 @@ class DockerBackend:
         self.history = history
         self.engine = BuildEngine(self.connection, concurrency=self.config.parallel_builds, history=history)
         self._monitor: object | None = None
+        # impact_and_reload swaps the model's builds and fingerprints fill its digest cache, both in
+        # worker threads: one lock keeps a fingerprint from reading a half-reloaded model.
+        self._model_lock = threading.Lock()
+        self._prints: dict[int, ServiceFingerprint] = {}
 
     # -- model -------------------------------------------------------------------------
     def targets(self) -> list[str]:
@@ -745,7 +790,11 @@ class DockerBackend:
     async def impact(self, paths: Sequence[str]) -> Impact:
         from attune_console.core import impact as impact_mod
 
-        result = await asyncio.to_thread(impact_mod.impact_and_reload, self.model, list(paths))
+        def run() -> impact_mod.Impact:
+            with self._model_lock:
+                return impact_mod.impact_and_reload(self.model, list(paths))
+
+        result = await asyncio.to_thread(run)
         services = {
             s.service: ServiceImpact(
                 s.stage, s.instruction, s.reason or (f"{s.file} changed" if s.file else "changed")
@@ -754,6 +803,74 @@ class DockerBackend:
             if s.rebuild
         }
         return Impact(services, packs_refresh=result.packs_refresh, pack_binaries=result.pack_binaries)
+
+    def _model_key(self, target: str) -> str:
+        from attune_console.core import model as model_mod
+
+        return model_mod.PACK_BINARIES if target == PACK_BINARIES else target
+
+    def fingerprint_json(self, target: str) -> str | None:
+        """The fingerprint of ``target`` as the workspace is on disk now (None when it cannot be made)."""
+        from attune_console.core.fingerprint import fingerprint
+
+        try:
+            with self._model_lock:
+                return fingerprint(self.model, self._model_key(target)).to_json()
+        except Exception:
+            return None
+
+    def _last_print(self, target: str) -> ServiceFingerprint | None:
+        """The fingerprint stored with ``target``'s newest successful build (parsed once per record)."""
+        from attune_console.core.engine import targets_for
+        from attune_console.core.fingerprint import ServiceFingerprint
+
+        if self.history is None:
+            return None
+        try:
+            (bt,) = targets_for(self.project, [target])
+            rec = self.history.last_success(target, workspace=str(bt.context))
+        except Exception:
+            return None
+        if rec is None or not rec.fingerprint:
+            return None
+        hit = self._prints.get(rec.id)
+        if hit is None:
+            try:
+                hit = self._prints[rec.id] = ServiceFingerprint.from_json(rec.fingerprint)
+            except Exception:
+                return None
+        return hit
+
+    def predict(self, target: str) -> ServiceImpact | None:
+        """Why the next build of ``target`` will miss, from the fingerprint of its last good build.
+
+        ``None`` when there is no recorded fingerprint (the caller falls back to the impact
+        analysis); a :class:`ServiceImpact` without a stage when nothing changed. Cheap: file
+        digests are cached by (size, mtime, mode) and stored fingerprints are parsed once.
+        """
+        from attune_console.core.fingerprint import ServiceFingerprint, first_miss, known_keys
+
+        old = self._last_print(target)
+        if old is None:
+            return None
+        now_json = self.fingerprint_json(target)
+        if now_json is None:
+            return None
+        now = ServiceFingerprint.from_json(now_json)
+        others = [self._last_print(t) for t in [*self.targets(), PACK_BINARIES] if t != target]
+        miss = first_miss(old, now, known_keys(others))
+        if miss is None:
+            return ServiceImpact(None, None, "no source change since the last build")
+        before = next(
+            (s for s in old.steps if s.stage == miss.stage and s.instruction == miss.instruction), None
+        )
+        if before is None:
+            why = f"new step ({miss.file}:{miss.line} changed since the last build)"
+        elif miss.instruction.split(" ", 1)[0].upper() in ("COPY", "ADD"):
+            why = "the files it copies changed since the last build"
+        else:
+            why = "its command, ARG or ENV values changed since the last build"
+        return ServiceImpact(miss.stage, miss.instruction, why)
 
     # -- daemon ------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -807,6 +924,13 @@ class DockerBackend:
         from attune_console.core.engine import targets_for
 
         (build_target,) = targets_for(self.project, [target])
+        # Like the CLI: the fingerprint of the sources as built goes into history with the run,
+        # so the next prediction (first_miss) can compare against it.
+        fp = await asyncio.to_thread(self.fingerprint_json, target)
+        if fp is None:
+            self.engine.fingerprints.pop(target, None)
+        else:
+            self.engine.fingerprints[target] = fp
         run = self.engine.submit(build_target, no_cache=no_cache)
         on_run(run)
         try:
