@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from attune_console.core.console_config import ConsoleConfig
 from attune_console.core.errors import AttuneError, DockerUnavailable
@@ -36,6 +36,9 @@ from attune_console.core.progress import BuildEvent, BuildRun, EventKind, RunSta
 
 if TYPE_CHECKING:
     from attune_console.core.fingerprint import ServiceFingerprint
+    from attune_console.core.packs import AsyncPacksSession
+
+_T = TypeVar("_T")
 
 PACK_BINARIES = "pack-binaries"
 PACKS = "packs"
@@ -192,6 +195,9 @@ class ConsoleSession:
         self._slots = asyncio.Semaphore(self.config.parallel_builds)
         self._log_seen: dict[int, int] = {}
         self.last_impact_ms: float | None = None
+        # Pack files the watcher saw change since the volume was last known in sync; None when
+        # unknown (watch off at some point, daemon lost, never checked): then refresh scans all.
+        self._pack_paths: set[str] | None = None
         self.monitor_interval = 2.0
         self._load_rows()
 
@@ -309,6 +315,11 @@ class ConsoleSession:
         if ok and was is not True:
             self._start_log_follow()
             self._spawn(self.check_packs(quiet=True), "packs-status")
+        if not ok:
+            self._pack_paths = None
+            close_packs = getattr(self.backend, "close_packs", None)
+            if was is not False and close_packs is not None:
+                self._spawn(close_packs(), "close-packs")
         if not ok and self._logs_task is not None:
             self._logs_task.cancel()
             self._logs_task = None
@@ -538,13 +549,24 @@ class ConsoleSession:
         row.build_state = (
             "no volume" if not row.packs.volume_exists else ("in sync" if row.packs.changed == 0 else "stale")
         )
+        if row.build_state == "in sync" and self.watching:
+            self._pack_paths = set()  # from here on the watcher knows every pack change
+        elif row.build_state != "in sync":
+            self._pack_paths = None  # out of sync for reasons the watcher may not have seen
         self.touch()
 
     async def refresh_packs(self) -> None:
         summary: list[str] = []
 
+        known = sorted(self._pack_paths) if self._pack_paths and self.watching else None
+        limited = getattr(self.backend, "refresh_pack_paths", None)
+
         async def run() -> None:
-            summary.append(await self.backend.refresh_packs(self.config.after_refresh))
+            after = self.config.after_refresh
+            if known is not None and limited is not None:
+                summary.append(await limited(after, [str(self.workspace / p) for p in known]))
+            else:
+                summary.append(await self.backend.refresh_packs(after))
 
         if await self._action("packs refresh", run()):
             self.notify(f"packs: {summary[0] if summary else 'refreshed'}")
@@ -558,6 +580,7 @@ class ConsoleSession:
         if on == self.watching:
             return
         self.watching = on
+        self._pack_paths = None  # changes while not watching are unknown: the next refresh scans all
         if on:
             self._watch_task = asyncio.ensure_future(self._watch())
         elif self._watch_task is not None:
@@ -581,6 +604,7 @@ class ConsoleSession:
             raise
         except Exception as exc:
             self.watching = False
+            self._pack_paths = None
             self.notify(f"watch mode stopped: {exc}", "error")
 
     async def on_changes(self, paths: Iterable[str]) -> Impact | None:
@@ -604,6 +628,8 @@ class ConsoleSession:
             if not row.building:
                 row.build_state = "stale"
             affected.append(name)
+        if self._pack_paths is not None:
+            self._pack_paths.update(p for p in paths if p.startswith("packs/"))
         if impact.packs_refresh:
             packs = self.rows[PACKS]
             packs.build_state = "stale"
@@ -762,6 +788,8 @@ class DockerBackend:
         # worker threads: one lock keeps a fingerprint from reading a half-reloaded model.
         self._model_lock = threading.Lock()
         self._prints: dict[int, ServiceFingerprint] = {}
+        self._packs: AsyncPacksSession | None = None
+        self.last_refresh_paths: list[str] | None = None  # what the last refresh was limited to
 
     # -- model -------------------------------------------------------------------------
     def targets(self) -> list[str]:
@@ -875,6 +903,7 @@ class DockerBackend:
     # -- daemon ------------------------------------------------------------------------
     async def ping(self) -> None:
         if not await asyncio.to_thread(self.connection.available):
+            await self.close_packs()  # its helper is gone with the daemon; reopen after
             raise DockerUnavailable(self.connection.last_error or "Docker daemon not answering")
 
     def _client(self) -> object:
@@ -955,19 +984,49 @@ class DockerBackend:
         return f"installed {names}; packs: {refreshed}"
 
     # -- packs -------------------------------------------------------------------------
-    async def packs_status(self) -> PacksStatus:
+    async def _packs_session(self) -> AsyncPacksSession:
+        """The console's one packs helper session (opened on first use, reopened after a loss)."""
         from attune_console.core import packs
 
-        status = await packs.status_async(self._client(), self.project)
+        if self._packs is None:
+            self._packs = packs.AsyncPacksSession(self._client(), self.project)
+        return self._packs
+
+    async def close_packs(self) -> None:
+        """Remove the packs helper (bounded: the daemon may be gone); the next call opens a new one."""
+        old, self._packs = self._packs, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await _within(old.aclose(), 10)
+
+    async def _with_packs(self, call: Callable[[AsyncPacksSession], Awaitable[_T]]) -> _T:
+        from attune_console.core.docker_conn import explain, is_connection_error
+
+        session = await self._packs_session()
+        try:
+            return await call(session)
+        except Exception as exc:
+            # The helper may be dead or the daemon gone: never reuse a session that failed.
+            await self.close_packs()
+            if is_connection_error(exc):
+                self.connection.invalidate()
+                raise DockerUnavailable(explain(exc)) from exc
+            raise
+
+    async def packs_status(self) -> PacksStatus:
+        status = await self._with_packs(lambda s: s.status())
         changed = sum(len(p.added) + len(p.changed) + len(p.removed) for p in status.packs)
         detail = ", ".join(f"{p.pack} {p.state}" for p in status.packs if p.state != "unchanged")
         return PacksStatus(status.volume_exists, changed, detail)
 
     async def refresh_packs(self, after: str) -> str:
-        from attune_console.core import packs
+        return await self.refresh_pack_paths(after, None)
 
-        mode = after if after in ("none", "hup", "restart") else "none"
-        result = await packs.refresh_async(self._client(), self.project, mode)  # type: ignore[arg-type]
+    async def refresh_pack_paths(self, after: str, paths: Sequence[str] | None) -> str:
+        """Refresh the volume; ``paths`` (from the watcher) limits the scan to those files."""
+        mode: Any = after if after in ("none", "hup", "restart") else "none"
+        self.last_refresh_paths = None if paths is None else list(paths)
+        result = await self._with_packs(lambda s: s.refresh(mode, paths=paths))
         plan = result.plan
         text = f"{len(plan.put)} written, {len(plan.remove)} removed ({result.bytes_sent} bytes)"
         if result.created_volume:
@@ -1013,6 +1072,7 @@ class DockerBackend:
             await asyncio.to_thread(follower.close)
 
     async def aclose(self) -> None:
+        await self.close_packs()
         await self.engine.aclose()
         monitor = self._monitor
         if monitor is not None:

@@ -92,3 +92,69 @@ async def test_console_builds_record_fingerprints_and_predict_the_first_miss(tin
         row = session.rows["hello"]
         assert row.build_state == "stale" and row.stale is not None
         assert row.stale.instruction == "COPY hello.txt /hello.txt"
+
+
+async def _until(check: Any, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_one_packs_helper_for_the_console_and_watched_paths_limit_the_refresh(
+    demo_copy: Path, docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import docker.errors
+
+    from attune_console.core.packs import HELPER_LABEL
+    from attune_console.core.session import PACKS
+
+    monkeypatch.setenv("ATTUNE_CONSOLE_STATE_DIR", str(tmp_path / "state"))
+    backend = DockerBackend(demo_copy, ConsoleConfig())
+    session = ConsoleSession(demo_copy, backend)
+    volume = backend.project.volumes["packs_data"]
+
+    def helpers() -> list[str]:
+        found = docker_client.containers.list(all=True, filters={"label": f"{HELPER_LABEL}={volume}"})
+        return sorted(c.id for c in found)
+
+    def gone(cid: str) -> bool:
+        try:
+            docker_client.containers.get(cid)
+        except docker.errors.NotFound:
+            return True
+        return False
+
+    try:
+        await session.refresh_packs()  # nothing known yet: a full refresh (creates the volume)
+        assert backend.last_refresh_paths is None
+        assert session.rows[PACKS].build_state == "in sync", [n.message for n in session.notices]
+        first = helpers()
+        assert len(first) == 1, "status and refresh should share one helper"
+
+        session.set_watch(True)
+        await session.check_packs()  # in sync while watching: from now on the watcher knows the changes
+        await asyncio.sleep(0.5)  # let the watcher start
+        action = sorted((demo_copy / "packs" / "core" / "actions").glob("*.yaml"))[0]
+        action.write_text(action.read_text() + f"\n# edited {uuid.uuid4().hex}\n")
+        await _until(lambda: session.rows[PACKS].build_state == "stale", 15, "the watcher to see the edit")
+        await session.refresh_packs()
+        assert backend.last_refresh_paths == [str(action)]
+        assert session.rows[PACKS].build_state == "in sync"
+        assert helpers() == first, "the refresh should reuse the console's helper"
+
+        # Daemon loss (as the monitor reports it): the helper is closed; it reopens afterwards.
+        session._set_daemon(False, "daemon gone")
+        await _until(lambda: gone(first[0]), 20, "the helper to be removed")
+        session.set_watch(False)
+        session._set_daemon(True, "")
+        await session.check_packs()
+        again = helpers()
+        assert len(again) == 1 and again != first
+    finally:
+        await session.stop(timeout=30)
+        for cid in helpers():
+            await _until(lambda cid=cid: gone(cid), 20, "the helper to go on stop")  # type: ignore[misc]
+        with contextlib.suppress(Exception):
+            docker_client.volumes.get(volume).remove(force=True)
