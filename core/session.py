@@ -55,6 +55,9 @@ class ContainerStatus:
     image_created: float | None = None  # epoch seconds of the service's newest image
     image_id: str | None = None
     restarts: int = 0
+    # A container runs and the sources changed (by fingerprint) since its image was built.
+    source_newer: bool = False
+    stale_reason: str | None = None  # the services module's advice (build, recreate), if any
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,11 @@ class ConsoleSession:
                 changed = True
             if row.build_state == "unknown" and row.buildable:
                 row.build_state = "built" if new and new.image_created else "not built"
+                changed = True
+            if new is not None and new.source_newer and row.buildable and row.build_state == "built":
+                # The running container's image predates the sources on disk (fingerprints differ).
+                row.build_state = "stale"
+                row.stale = row.stale or ServiceImpact(None, None, new.stale_reason or "source changed")
                 changed = True
         if changed:
             self.touch()
@@ -906,6 +914,17 @@ class DockerBackend:
             await self.close_packs()  # its helper is gone with the daemon; reopen after
             raise DockerUnavailable(self.connection.last_error or "Docker daemon not answering")
 
+    def _source_check(self) -> Callable[[Any], bool] | None:
+        """The monitor's "source newer than image" check, from the build fingerprints in history."""
+        from attune_console.core import services as services_mod
+
+        if self.history is None:
+            return None
+        try:
+            return services_mod.fingerprint_source_check(self.root, self.history)
+        except Exception:
+            return None  # staleness is a hint: without it the monitor still reports containers
+
     def _client(self) -> object:
         return self.connection.client()
 
@@ -919,7 +938,9 @@ class DockerBackend:
                 if monitor is not None:
                     with contextlib.suppress(Exception):
                         monitor.stop()  # type: ignore[attr-defined]
-                monitor = services_mod.ServiceMonitor(self._client(), self.project)
+                monitor = services_mod.ServiceMonitor(
+                    self._client(), self.project, source_check=self._source_check()
+                )
                 monitor.start()
                 self._monitor = monitor
             states = monitor.states()  # type: ignore[attr-defined]
@@ -932,6 +953,8 @@ class DockerBackend:
                     image_created=_parse_docker_time(st.built_at),
                     image_id=st.built_image_id,
                     restarts=sum(c.restart_count for c in st.containers),
+                    source_newer=st.source_newer and st.stale_reason is not None,
+                    stale_reason=st.stale_reason,
                 )
             return out
 

@@ -158,3 +158,37 @@ async def test_one_packs_helper_for_the_console_and_watched_paths_limit_the_refr
             await _until(lambda cid=cid: gone(cid), 20, "the helper to go on stop")  # type: ignore[misc]
         with contextlib.suppress(Exception):
             docker_client.volumes.get(volume).remove(force=True)
+
+
+async def test_a_running_container_older_than_its_sources_shows_stale(tiny: Path, docker_client: Any) -> None:
+    project = f"{tiny.name}"
+    try:
+        async with console(tiny) as session:
+            await build_and_wait(session, "hello")
+            await session.up()
+            assert any("stack started" in n.message for n in session.notices), [
+                n.message for n in session.notices
+            ]
+        (tiny / "hello.txt").write_text(f"newer {tiny.name}\n")  # the image now predates the source
+        backend = DockerBackend(tiny, ConsoleConfig())
+        session = ConsoleSession(tiny, backend)
+        try:
+            status = await backend.container_status()
+            hello = status["hello"]
+            assert hello.state == "running" and hello.source_newer, hello
+            session._apply_status(status)  # what the monitor does with it
+            row = session.rows["hello"]
+            assert row.build_state == "stale" and row.stale is not None
+            assert "source changed" in row.stale.reason
+        finally:
+            await session.stop(timeout=30)
+    finally:
+        found = docker_client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={project}"}
+        )
+        for c in found:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+        for net in docker_client.networks.list(names=[f"{project}_default"]):
+            with contextlib.suppress(Exception):
+                net.remove()
