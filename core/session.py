@@ -796,6 +796,7 @@ class DockerBackend:
         # worker threads: one lock keeps a fingerprint from reading a half-reloaded model.
         self._model_lock = threading.Lock()
         self._prints: dict[int, ServiceFingerprint] = {}
+        self._definitions = self._definition_stats()
         self._packs: AsyncPacksSession | None = None
         self.last_refresh_paths: list[str] | None = None  # what the last refresh was limited to
 
@@ -845,12 +846,33 @@ class DockerBackend:
 
         return model_mod.PACK_BINARIES if target == PACK_BINARIES else target
 
+    def _definition_stats(self) -> dict[Path, tuple[int, int] | None]:
+        out: dict[Path, tuple[int, int] | None] = {}
+        for f in self.model.definition_files():
+            try:
+                st = f.stat()
+            except OSError:
+                out[f] = None
+            else:
+                out[f] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def _reload_definitions(self) -> None:
+        """Reload the model when a Dockerfile, compose or Cargo file changed with watch mode off
+        (about twenty ``stat`` calls; the impact analysis reloads them itself in watch mode)."""
+        now = self._definition_stats()
+        changed = [f for f in set(now) | set(self._definitions) if now.get(f) != self._definitions.get(f)]
+        if changed:
+            self.model.reload(changed)
+            self._definitions = self._definition_stats()
+
     def fingerprint_json(self, target: str) -> str | None:
         """The fingerprint of ``target`` as the workspace is on disk now (None when it cannot be made)."""
         from attune_console.core.fingerprint import fingerprint
 
         try:
             with self._model_lock:
+                self._reload_definitions()
                 return fingerprint(self.model, self._model_key(target)).to_json()
         except Exception:
             return None

@@ -192,3 +192,20 @@ async def test_a_running_container_older_than_its_sources_shows_stale(tiny: Path
         for net in docker_client.networks.list(names=[f"{project}_default"]):
             with contextlib.suppress(Exception):
                 net.remove()
+
+
+async def test_a_dockerfile_edited_with_watch_off_is_fingerprinted_as_it_is_now(tiny: Path) -> None:
+    async with console(tiny) as session:
+        await build_and_wait(session, "hello")
+        dockerfile = tiny / "Dockerfile"
+        dockerfile.write_text(
+            dockerfile.read_text().replace("RUN cat /hello.txt", "RUN cat /hello.txt /base.txt")
+        )
+        await build_and_wait(session, "hello")
+        row = session.rows["hello"]
+        assert row.build_state == "up to date", [n.message for n in session.notices]
+        assert row.build_reason is not None and row.build_reason.instruction == "RUN cat /hello.txt /base.txt"
+        assert "new step" in row.build_reason.reason
+        rec = History().last_success("hello", workspace=str(tiny))
+        assert rec is not None and rec.fingerprint
+        assert ServiceFingerprint.from_json(rec.fingerprint) == fingerprint(Workspace.load(tiny), "hello")
