@@ -24,6 +24,17 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def missing(msg: str) -> None:
+    """Something a test needs (daemon, compose CLI, base image) is absent: fail in CI, else skip.
+
+    CI installs and starts everything itself, so there an absence is a broken set-up, never a
+    reason to pass quietly.
+    """
+    if _in_ci():
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 def _docker_or_fail():  # type: ignore[no-untyped-def]
     import docker
 
@@ -35,9 +46,7 @@ def _docker_or_fail():  # type: ignore[no-untyped-def]
             f"Docker daemon not reachable ({exc}). Start it (dockerd &) and run "
             "demo-workspace/scripts/bootstrap-images.sh; see .ci/run."
         )
-        if _in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing(msg)
     return client
 
 

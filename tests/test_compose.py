@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import missing
 
 from attune_console.core.compose import interpolate, load_compose, normalise_project_name, read_dotenv
 from attune_console.core.compose_cli import detect
@@ -177,9 +178,10 @@ def test_project_name_normalisation() -> None:
     assert normalise_project_name("_My Demo!", 2) == "mydemo"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose v1 not installed")
 def test_matches_docker_compose_v1_config(tmp_path: Path) -> None:
     """Our interpolation and image naming agree with what docker-compose 1.x itself resolves."""
+    if shutil.which("docker-compose") is None:
+        missing("docker-compose v1 not installed (scripts/setup.sh installs it)")
     root = _ws(tmp_path)
     (root / "w").mkdir()
     out = subprocess.run(

@@ -30,6 +30,7 @@ from typing import Any
 import docker.errors
 import pytest
 import yaml
+from conftest import missing
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -215,7 +216,7 @@ def test_compose_cli_accepts_the_file(demo_copy: Path) -> None:
 
     cli = detect()
     if cli is None:
-        pytest.skip("neither docker compose v2 nor docker-compose v1 is installed")
+        missing("neither docker compose v2 nor docker-compose v1 is installed (scripts/setup.sh installs it)")
     proc = subprocess.run(
         [*cli.argv, "config", "-q"], cwd=demo_copy, capture_output=True, text=True, timeout=60, check=False
     )
