@@ -775,6 +775,7 @@ class DockerBackend:
     """
 
     def __init__(self, workspace: Path, config: ConsoleConfig | None = None) -> None:
+        from attune_console.core.buildx import detect_builder
         from attune_console.core.docker_conn import DockerConnection
         from attune_console.core.engine import BuildEngine
         from attune_console.core.model import Workspace
@@ -790,7 +791,14 @@ class DockerBackend:
 
             history = History()
         self.history = history
-        self.engine = BuildEngine(self.connection, concurrency=self.config.parallel_builds, history=history)
+        # A non-default buildx builder (remote, kubernetes, docker-container) builds the console's
+        # targets too, like `attune-console build`; without one this is a config-file read.
+        self.engine = BuildEngine(
+            self.connection,
+            concurrency=self.config.parallel_builds,
+            history=history,
+            buildx=detect_builder(),
+        )
         self._monitor: object | None = None
         # impact_and_reload swaps the model's builds and fingerprints fill its digest cache, both in
         # worker threads: one lock keeps a fingerprint from reading a half-reloaded model.

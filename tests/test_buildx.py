@@ -253,3 +253,19 @@ async def test_engine_keeps_a_bounded_number_of_finished_runs(
     assert [r.service for r in engine.runs] == ["api", "api", "worker"]
     assert first not in engine.runs
     assert await engine.wait(first) is first  # a pruned run can still be awaited
+
+
+def test_console_backend_builds_through_the_selected_builder(
+    fake_buildx: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TUI's backend picks the configured buildx builder exactly as `attune-console build` does."""
+    from attune_console.core.session import DockerBackend
+
+    demo = Path(__file__).resolve().parent.parent / "demo-workspace"
+    monkeypatch.setenv("ATTUNE_CONSOLE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PATH", fake_buildx["PATH"])
+    monkeypatch.setenv("DOCKER_CONFIG", fake_buildx["DOCKER_CONFIG"])
+    backend = DockerBackend(demo)
+    assert backend.engine.buildx is not None and backend.engine.buildx.name == "farm"
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-buildx"))
+    assert DockerBackend(demo).engine.buildx is None
