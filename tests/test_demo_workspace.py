@@ -395,20 +395,25 @@ def test_build_pack_binaries_script_places_the_sensor(docker_client: Any, demo_c
         _remove_image(docker_client, tag)
 
 
-def test_bootstrap_second_run_is_fast_and_keeps_user_lines(docker_client: Any, demo_copy: Path) -> None:
-    env_path = demo_copy / ".env"
-    before = _env_file(demo_copy)
-    env_path.write_text("# mine\nATTUNE_API_HOST_PORT=18123\n" + env_path.read_text())
-    start = time.monotonic()
-    proc = subprocess.run(
+def _bootstrap(workspace: Path) -> subprocess.CompletedProcess[str]:
+    """Run the workspace's bootstrap-images.sh offline (never pulls), capturing its output."""
+    return subprocess.run(
         ["scripts/bootstrap-images.sh"],
-        cwd=demo_copy,
+        cwd=workspace,
         env={**os.environ, "DOCKER": _docker_cli(), "ATTUNE_NO_PULL": "1"},
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
+
+
+def test_bootstrap_second_run_is_fast_and_keeps_user_lines(docker_client: Any, demo_copy: Path) -> None:
+    env_path = demo_copy / ".env"
+    before = _env_file(demo_copy)
+    env_path.write_text("# mine\nATTUNE_API_HOST_PORT=18123\n" + env_path.read_text())
+    start = time.monotonic()
+    proc = _bootstrap(demo_copy)
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("present)") == 2, proc.stdout
@@ -426,15 +431,7 @@ def test_bootstrap_second_run_is_fast_and_keeps_user_lines(docker_client: Any, d
     env_path.write_text(
         f"RUST_IMAGE={after['RUNTIME_IMAGE']}\nRUNTIME_IMAGE=attune-demo-test/missing:{uuid.uuid4().hex}\n"
     )
-    proc = subprocess.run(
-        ["scripts/bootstrap-images.sh"],
-        cwd=demo_copy,
-        env={**os.environ, "DOCKER": _docker_cli(), "ATTUNE_NO_PULL": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    proc = _bootstrap(demo_copy)
     assert proc.returncode == 0, proc.stderr
     again = _env_file(demo_copy)
     assert again["RUST_IMAGE"] == after["RUNTIME_IMAGE"]
